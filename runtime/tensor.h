@@ -73,6 +73,7 @@ typedef struct sisa_tensor {
     struct sisa_buffer *buffer;
     size_t offset;
     size_t nbytes_alloc; /* bytes reserved for it (0 for views) */
+    int chunk;           /* allocator: which arena chunk holds it */
 
     int flags;
     int index;  /* position in its graph's node or leaf list */

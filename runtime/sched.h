@@ -1,0 +1,30 @@
+/*
+ * sched.h — placing a graph on a device and running it.
+ *
+ * Strict by default: a node the device cannot run (supports_op says no) is an error that names
+ * the node, the op, the device and the device's reason. With allow_fallback, such a node runs on
+ * the CPU oracle instead — its sources are read back to the host, computed, and the result is
+ * written to the device — and every fallback is listed in the report. Never silent.
+ */
+#ifndef SISA_SCHED_H
+#define SISA_SCHED_H
+
+#include "alloc.h"
+
+typedef struct sisa_sched {
+    sisa_device *dev;
+    sisa_stream *stream;
+    bool allow_fallback;
+    sisa_arena arena;
+    int n_fallback;     /* nodes of the last placed graph that fell back to the CPU */
+    char report[2048];  /* one line per fallback node (truncated) */
+} sisa_sched;
+
+sisa_status sisa_sched_new(sisa_device *dev, bool allow_fallback, sisa_sched **out);
+void sisa_sched_free(sisa_sched *s);
+/* Decide placement (strict or fallback) and give every node storage. */
+sisa_status sisa_sched_prepare(sisa_sched *s, sisa_graph *g);
+/* Run the whole prepared graph and wait for it. */
+sisa_status sisa_sched_compute(sisa_sched *s, sisa_graph *g);
+
+#endif
