@@ -1,0 +1,16 @@
+/* commands.h — the `sisa` CLI's subcommands; each lives in its own cmd_*.c file. */
+#ifndef SISA_COMMANDS_H
+#define SISA_COMMANDS_H
+
+int sisa_cmd_info(int argc, char **argv);
+int sisa_cmd_init(int argc, char **argv);
+int sisa_cmd_run(int argc, char **argv);
+int sisa_cmd_conform(int argc, char **argv);
+int sisa_cmd_bench(int argc, char **argv);
+
+/* Shared helpers (cli_util.c). */
+int cli_fail(const char *what);           /* print "sisa: what: <last error>" and return 1 */
+int cli_usage(const char *usage);         /* print usage to stderr and return 2 */
+/* Parse "--name value" style options: returns the value for --name or NULL; *i is advanced. */
+const char *cli_opt(int argc, char **argv, int *i, const char *name);
+#endif

@@ -1,0 +1,23 @@
+#!/bin/bash
+# The README's second command: build and run the whole test suite; ends with the
+# "N passed, N failed, N skipped" line and meson's exit status.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+builddir=${1:-build}
+shift || true
+[ -f "$builddir/build.ninja" ] || meson setup "$builddir" || exit 1
+ninja -C "$builddir" || exit 1
+meson test -C "$builddir" --print-errorlogs "$@"
+rc=$?
+python3 - "$builddir/meson-logs/testlog.json" <<'PY'
+import json, sys
+c = {"OK": 0, "FAIL": 0, "SKIP": 0, "other": 0}
+try:
+    for line in open(sys.argv[1]):
+        r = json.loads(line).get("result", "")
+        c[r if r in c else ("FAIL" if r in ("TIMEOUT", "ERROR", "UNEXPECTEDPASS") else "other")] += 1
+except OSError:
+    pass
+print(f"{c['OK']} passed, {c['FAIL']} failed, {c['SKIP']} skipped")
+PY
+exit $rc
