@@ -18,6 +18,8 @@ try:
         c[r if r in c else ("FAIL" if r in ("TIMEOUT", "ERROR", "UNEXPECTEDPASS") else "other")] += 1
 except OSError:
     pass
-print(f"{c['OK']} passed, {c['FAIL']} failed, {c['SKIP']} skipped")
+line = f"{c['OK']} passed, {c['FAIL']} failed, {c['SKIP']} skipped"
+print(line)
+open(sys.argv[1].rsplit("/meson-logs/", 1)[0] + "/test-counts.txt", "w").write(line + "\n")
 PY
 exit $rc
