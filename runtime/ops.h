@@ -7,7 +7,9 @@
  *   - Shapes are 4-D, outermost first (tensor.h). "row" = the innermost dimension.
  *   - Sources may be any strided view; the destination is a fresh contiguous tensor unless the
  *     op is VIEW. Float sources of any float dtype are read as real numbers; math is done in at
- *     least fp32 (the oracle: fp64); the result is rounded once to dst's dtype.
+ *     least fp32 (the oracle: fp64); the result is rounded to dst's dtype (the oracle rounds
+ *     fp64 -> f32 -> f16/bf16; the double rounding can differ from a single one by 1 ulp, which
+ *     the thresholds absorb). F64 tensors are for the oracle's reference outputs only.
  *   - fparams / iparams hold scalar parameters; their meaning is listed per op.
  *   - An optional source is NULL when absent.
  * Backends may fuse ops (SSM_CHANNELS+AUGMENT, RMS_NORM+MATMUL) but must then produce the same
@@ -105,7 +107,8 @@ enum sisa_op {
      * query 0 (key j sits at position j); iparams[2] = d_content (form B only).
      *   form A (no gq/gk): s[i,j] = scale * Q_i·K_j
      *   form B:            s[i,j] = scale * (Q_i[:dc]·K_j[:dc] + exp(gq_i - gk_j) Q_i[dc:]·K_j[dc:])
-     *   causal: s[i,j] = -inf where j > p0 + i.
+     *   causal: s[i,j] = -inf where j > p0 + i. Masked keys contribute nothing — not even 0·V_j —
+ *   so a decode cache past the current position may hold anything (NaN included).
      *   dst (B,Tq,H,Dv): dst[b,i,h,:] = sum_j softmax_j(s[i,:]) V_j  (heads interleaved per
      *   position, so a view (1,B,Tq,H*Dv) is concat_heads(Y) with no copy).
      * A query row with every key masked gives zeros. Accumulation in >= fp32. */

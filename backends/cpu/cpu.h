@@ -17,8 +17,8 @@ static inline void *sisa_cpu_data(const sisa_tensor *t) {
 }
 
 /* Oracle: compute one node (any op except NONE/VIEW, which are no-ops) from host-addressable
- * sources into its host-addressable destination. Returns UNSUPPORTED (with a message) only for
- * cases the op definition excludes. */
+ * sources into its host-addressable destination. Any float dtype, f64 included (reference outputs).
+ * A node outside the definition gets INVALID_ARG with a message naming it. */
 sisa_status sisa_cpu_ref_compute(const sisa_tensor *node);
 
 /* Fast path. A thread pool is created per stream; n_threads <= 0 means all cores. */
