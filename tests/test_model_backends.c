@@ -1,0 +1,195 @@
+/*
+ * test_model_backends.c — the whole model, forward on "cpu" (the fast path) against "cpu-ref"
+ * (the oracle): normalised logit error < 1e-4 in f32, and the same clamp report.
+ *
+ * Models: tiny SISA and tiny Transformer (§6 init, f32 and bf16 weights), batch 2, odd T; and,
+ * when the golden directory is given (argv[1] = tests/golden), its cases — including sisa_clamp,
+ * whose clamp is active — where both backends are also held to the fp64 golden logits
+ * (normalised error <= 1e-5, tests/golden/README.md) and clamp_max_abs_u (absolute 1e-4).
+ * The node-by-node comparison of every intermediate is the conformance suite's job.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "model.h"
+#include "safetensors.h"
+
+static int failures = 0;
+
+static double rel_err(const float *a, const float *ref, size_t n, bool *finite) {
+    double e = 0, r = 0;
+    *finite = true;
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(a[i]) || !isfinite(ref[i])) *finite = false;
+        double d = (double)a[i] - (double)ref[i];
+        e += d * d;
+        r += (double)ref[i] * (double)ref[i];
+    }
+    return r > 0 ? sqrt(e / r) : sqrt(e);
+}
+
+typedef struct result {
+    float *logits;
+    sisa_clamp_report rep;
+    int64_t V;
+    int d_ssm;
+} result;
+
+static bool forward(const char *dir, const char *backend, const int32_t *tok, int B, int T, result *r) {
+    sisa_load_options o = {.backend = backend, .max_batch = B, .max_tokens = T};
+    sisa_model *m = NULL;
+    if (sisa_model_load(dir, &o, &m) != SISA_OK) {
+        printf("FAIL %s on %s: load: %s\n", dir, backend, sisa_last_error());
+        failures++;
+        return false;
+    }
+    r->V = m->cfg.vocab_size;
+    r->d_ssm = (int)m->cfg.d_ssm;
+    r->logits = malloc((size_t)B * T * (size_t)r->V * sizeof(float));
+    sisa_status st = sisa_model_forward(m, tok, B, T, r->logits, &r->rep);
+    if (st != SISA_OK) {
+        printf("FAIL %s on %s: forward: %s\n", dir, backend, sisa_last_error());
+        failures++;
+    }
+    sisa_model_free(m);
+    return st == SISA_OK;
+}
+
+/* golden: optional fp64 logits and clamp values to hold both backends to */
+static void compare(const char *label, const char *dir, const int32_t *tok, int B, int T,
+                    const double *golden_logits, const double *golden_clamp) {
+    result ref = {0}, fast = {0};
+    if (!forward(dir, "cpu-ref", tok, B, T, &ref) || !forward(dir, "cpu", tok, B, T, &fast)) {
+        free(ref.logits);
+        free(fast.logits);
+        return;
+    }
+    size_t n = (size_t)B * T * (size_t)ref.V;
+    bool finite;
+    double e = rel_err(fast.logits, ref.logits, n, &finite);
+    bool ok = finite && e < 1e-4;
+    printf("%-4s %-28s cpu vs cpu-ref logits %.2e", ok ? "ok" : "FAIL", label, e);
+    if (!ok) failures++;
+    /* clamp report: same layers, same values, same verdict */
+    bool rep_ok = ref.rep.n_layers == fast.rep.n_layers && ref.rep.any_active == fast.rep.any_active;
+    double worst = 0;
+    for (int l = 0; l < ref.rep.n_layers; l++) {
+        double d = fabs((double)ref.rep.max_abs_u[l] - (double)fast.rep.max_abs_u[l]);
+        worst = d > worst ? d : worst;
+        if (!(d <= 1e-4 * fmax(1.0, fabs(ref.rep.max_abs_u[l])))) rep_ok = false;
+    }
+    printf(", clamp report %s (max diff %.1e, active %d)", rep_ok ? "equal" : "DIFFERS", worst,
+           ref.rep.any_active);
+    if (!rep_ok) failures++;
+    if (golden_logits) {
+        float *g = malloc(n * sizeof *g);
+        for (size_t i = 0; i < n; i++) g[i] = (float)golden_logits[i];
+        double er = rel_err(ref.logits, g, n, &finite), ef = rel_err(fast.logits, g, n, &finite);
+        bool gok = finite && er <= 1e-5 && ef <= 1e-5;
+        printf(", vs golden: cpu-ref %.2e cpu %.2e", er, ef);
+        if (!gok) {
+            printf(" FAIL (> 1e-5)");
+            failures++;
+        }
+        free(g);
+    }
+    if (golden_clamp && ref.d_ssm) {
+        bool cok = true;
+        for (int l = 0; l < ref.rep.n_layers; l++)
+            if (!(fabs(ref.rep.max_abs_u[l] - golden_clamp[l]) <= 1e-4 &&
+                  fabs(fast.rep.max_abs_u[l] - golden_clamp[l]) <= 1e-4))
+                cok = false;
+        printf(", clamp vs golden %s", cok ? "ok" : "FAIL");
+        if (!cok) failures++;
+    }
+    printf("\n");
+    free(ref.logits);
+    free(fast.logits);
+}
+
+static void rm_model(const char *dir) {
+    char p[512];
+    snprintf(p, sizeof p, "%s/config.json", dir);
+    remove(p);
+    snprintf(p, sizeof p, "%s/model.safetensors", dir);
+    remove(p);
+    rmdir(dir);
+}
+
+static void golden_case(const char *root, const char *name) {
+    char dir[512], p[600];
+    snprintf(dir, sizeof dir, "%s/%s", root, name);
+    snprintf(p, sizeof p, "%s/golden.safetensors", dir);
+    sisa_st_file *gf = NULL;
+    if (sisa_st_open(p, &gf) != SISA_OK) {
+        printf("FAIL golden %s: %s\n", name, sisa_last_error());
+        failures++;
+        return;
+    }
+    const sisa_st_tensor *tk = sisa_st_find(gf, "tokens"), *lg = sisa_st_find(gf, "logits"),
+                         *cl = sisa_st_find(gf, "clamp_max_abs_u");
+    if (!tk || tk->dtype != SISA_I32 || tk->n_dims != 2 || !lg || lg->dtype != SISA_F64) {
+        printf("FAIL golden %s: tokens/logits missing or of the wrong dtype\n", name);
+        failures++;
+    } else {
+        char label[64];
+        snprintf(label, sizeof label, "golden/%s", name);
+        compare(label, dir, tk->data, (int)tk->shape[0], (int)tk->shape[1], lg->data,
+                cl && cl->dtype == SISA_F64 ? cl->data : NULL);
+    }
+    sisa_st_close(gf);
+}
+
+int main(int argc, char **argv) {
+    sisa_backend_info info;
+    for (int i = 0; i < sisa_backend_count(); i++)
+        if (sisa_backend_get_info(i, &info) == SISA_OK && !strcmp(info.name, "cpu") && !info.available) {
+            printf("SKIP: backend 'cpu' not available: %s\n", info.reason);
+            return 77;
+        }
+    char root[256];
+    snprintf(root, sizeof root, "%s/sisa_backends_XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    if (!mkdtemp(root)) return 2;
+    const int B = 2, T = 33;
+    int32_t tok[2 * 33];
+    for (int i = 0; i < B * T; i++) tok[i] = (int32_t)((i * 131 + 17) % 256);
+    const struct {
+        const char *name;
+        sisa_dtype_public dt;
+        const char *label;
+    } models[] = {
+        {"tiny", SISA_DTYPE_F32, "tiny sisa f32"},
+        {"tiny-transformer", SISA_DTYPE_F32, "tiny transformer f32"},
+        {"tiny", SISA_DTYPE_BF16, "tiny sisa bf16 weights"},
+        {"tiny", SISA_DTYPE_F16, "tiny sisa f16 weights"},
+    };
+    for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) {
+        char dir[300];
+        snprintf(dir, sizeof dir, "%s/m%zu", root, i);
+        sisa_config cfg;
+        if (sisa_config_from_name(models[i].name, &cfg) != SISA_OK ||
+            sisa_model_init_dir(&cfg, 77 + i, models[i].dt, dir) != SISA_OK) {
+            printf("FAIL init %s: %s\n", models[i].label, sisa_last_error());
+            failures++;
+            continue;
+        }
+        compare(models[i].label, dir, tok, B, T, NULL, NULL);
+        rm_model(dir);
+    }
+    rmdir(root);
+    if (argc > 1) {
+        struct stat sb;
+        if (stat(argv[1], &sb) != 0) {
+            printf("golden directory %s absent: golden cases skipped\n", argv[1]);
+        } else {
+            const char *cases[] = {"sisa_ds16", "sisa_ds2_batch2", "transformer", "sisa_clamp"};
+            for (int i = 0; i < 4; i++) golden_case(argv[1], cases[i]);
+        }
+    }
+    printf("%d failure(s)\n", failures);
+    return failures ? 1 : 0;
+}
