@@ -1,0 +1,76 @@
+/*
+ * cuda_internal.h — the CUDA backend's private C interface: device and stream contexts, the one
+ * kernel-selection function (used by supports_op AND graph_compute), cuBLASLt and cuDNN paths.
+ */
+#ifndef SISA_CUDA_INTERNAL_H
+#define SISA_CUDA_INTERNAL_H
+
+#include <pthread.h>
+
+#include <cublasLt.h>
+
+#include "backend.h"
+#include "cuda_kernels.h"
+
+typedef struct sc_matmul_plan sc_matmul_plan;
+typedef struct sc_cudnn_state sc_cudnn_state;
+
+typedef struct sc_device {
+    int ordinal;
+    struct cudaDeviceProp prop;
+    cublasLtHandle_t lt;
+    pthread_mutex_t lock; /* guards the plan caches */
+    sc_matmul_plan *plans;
+    int n_plans, cap_plans;
+    sc_cudnn_state *cudnn; /* NULL when built without cuDNN or it failed to start */
+    char cudnn_reason[SISA_REASON_LEN];
+} sc_device;
+
+typedef struct sc_stream {
+    sc_device *dev;
+    cudaStream_t stream;
+    void *workspace; /* cuBLASLt / cuDNN workspace */
+    size_t workspace_size;
+    char last_path[64]; /* which kernel the last SDPA/MATMUL node ran (bench/test reporting) */
+} sc_stream;
+
+/* Kernel choice for a node: what supports_op reports and what graph_compute launches. */
+typedef enum sc_kernel {
+    SC_K_NONE = 0,
+    SC_K_ELEMENTWISE,
+    SC_K_RMS_NORM,
+    SC_K_ROPE,
+    SC_K_SOFTMAX,
+    SC_K_ARGMAX,
+    SC_K_SSM_DECAY,
+    SC_K_SSM_CHANNELS,
+    SC_K_MATMUL_LT,       /* cuBLASLt */
+    SC_K_MATMUL_FALLBACK, /* own tiled kernel */
+    SC_K_SDPA_CUDNN,      /* cuDNN fused SDPA (form A) */
+    SC_K_SDPA_WMMA,       /* own flash attention, tensor cores */
+    SC_K_SDPA_SCALAR,     /* own flash attention, fp32 */
+} sc_kernel;
+
+const char *sc_kernel_name(sc_kernel k);
+sc_kernel sc_select(sc_device *d, const sisa_tensor *node, char *reason);
+
+/* Fill an sc_node from an engine node (device addresses from buffer + offset). Fails (reason)
+ * when a stride is not a whole number of elements. */
+bool sc_node_from(const sisa_tensor *node, sc_node *out, char *reason);
+
+/* cuda_matmul.c */
+bool sc_matmul_lt_accepts(sc_device *d, const sisa_tensor *node, char *reason);
+sisa_status sc_matmul_lt_run(sc_stream *s, const sisa_tensor *node, const sc_node *n);
+void sc_matmul_plans_free(sc_device *d);
+
+/* cuda_cudnn.c (stubs when built without cuDNN) */
+void sc_cudnn_init(sc_device *d);
+void sc_cudnn_free(sc_device *d);
+bool sc_cudnn_sdpa_accepts(sc_device *d, const sisa_tensor *node, char *reason);
+sisa_status sc_cudnn_sdpa_run(sc_stream *s, const sisa_tensor *node, const sc_node *n);
+
+/* Error helpers: messages name the backend, the node and the native code. */
+sisa_status sc_cuda_err(cudaError_t e, const char *what);
+const char *sc_describe(const sisa_tensor *node, char *buf, size_t len);
+
+#endif
