@@ -348,20 +348,29 @@ static sisa_status load_files(sisa_model *m, sisa_weight_spec **specs, int *n_sp
     return st;
 }
 
-sisa_status sisa_model_load(const char *dir, const sisa_load_options *opts, sisa_model **out) {
-    if (!out) return sisa_err(SISA_INVALID_ARG, "model load: NULL output");
+/* dev: an opened device the model takes over, or NULL to open opts->backend. */
+static sisa_status load(const char *dir, const sisa_load_options *opts, sisa_device *dev,
+                        sisa_model **out) {
+    if (!out) {
+        sisa_device_free(dev);
+        return sisa_err(SISA_INVALID_ARG, "model load: NULL output");
+    }
     *out = NULL;
-    if (!dir) return sisa_err(SISA_INVALID_ARG, "model load: NULL directory");
     sisa_load_options o = {0};
     if (opts) o = *opts;
-    const char *backend = o.backend ? o.backend : "cpu";
-    if (o.max_batch < 0 || o.max_tokens < 0)
+    const char *backend = dev ? dev->backend->name : o.backend ? o.backend : "cpu";
+    sisa_model *m = calloc(1, sizeof *m);
+    if (!m || !dir || !(m->dir = strdup(dir))) {
+        free(m);
+        sisa_device_free(dev);
+        return dir ? sisa_err(SISA_OUT_OF_MEMORY, "model load: out of host memory")
+                   : sisa_err(SISA_INVALID_ARG, "model load: NULL directory");
+    }
+    m->dev = dev;
+    if (o.max_batch < 0 || o.max_tokens < 0) {
+        sisa_model_free(m);
         return sisa_err(SISA_INVALID_ARG, "model load %s: max_batch = %d and max_tokens = %d must be >= 0",
                         dir, o.max_batch, o.max_tokens);
-    sisa_model *m = calloc(1, sizeof *m);
-    if (!m || !(m->dir = strdup(dir))) {
-        free(m);
-        return sisa_err(SISA_OUT_OF_MEMORY, "model load: out of host memory");
     }
     sisa_weight_spec *specs = NULL;
     int n_specs = 0;
@@ -380,7 +389,7 @@ sisa_status sisa_model_load(const char *dir, const sisa_load_options *opts, sisa
             st = sisa_err(SISA_INVALID_ARG, "model load %s: max_batch = %d is too large", dir,
                           m->max_batch);
     }
-    if (st == SISA_OK) {
+    if (st == SISA_OK && !m->dev) {
         st = sisa_device_open(backend, o.device, &m->dev);
         if (st != SISA_OK) st = sisa_err_prefix(st, "model load %s", dir);
     }
@@ -394,7 +403,7 @@ sisa_status sisa_model_load(const char *dir, const sisa_load_options *opts, sisa
     if (st == SISA_OK) st = sisa_model_build_graph(m, m->max_batch, m->max_tokens, false, &m->cache);
     if (st == SISA_OK) st = sisa_arena_reserve(&m->sched->arena, m->cache->graph);
     if (st == SISA_OK) st = sisa_sched_prepare(m->sched, m->cache->graph);
-    if (st != SISA_OK && m->dev && st != SISA_BAD_FILE)
+    if (st != SISA_OK && m->sched)
         st = sisa_err_prefix(st, "model load %s on backend '%s'", dir, backend);
     free(specs);
     if (st != SISA_OK) {
@@ -403,6 +412,19 @@ sisa_status sisa_model_load(const char *dir, const sisa_load_options *opts, sisa
     }
     *out = m;
     return SISA_OK;
+}
+
+sisa_status sisa_model_load(const char *dir, const sisa_load_options *opts, sisa_model **out) {
+    return load(dir, opts, NULL, out);
+}
+
+sisa_status sisa_model_load_device(const char *dir, sisa_device *dev, const sisa_load_options *opts,
+                                   sisa_model **out) {
+    if (!dev) {
+        if (out) *out = NULL;
+        return sisa_err(SISA_INVALID_ARG, "model load: NULL device");
+    }
+    return load(dir, opts, dev, out);
 }
 
 /* ---- forward ---- */

@@ -97,6 +97,12 @@ const sisa_weight *sisa_model_weight(const sisa_model *m, const char *name);
  * when the model has no such weight. */
 sisa_tensor *sisa_model_weight_leaf(const sisa_model *m, sisa_graph *g, const char *name);
 
+/* sisa_model_load on a device opened (and possibly adjusted) by the caller, which the model takes
+ * over: it is freed with the model, or at once when the load fails. opts->backend and ->device
+ * are ignored. Tests use it to load one directory on a device whose limits they set. */
+sisa_status sisa_model_load_device(const char *dir, sisa_device *dev, const sisa_load_options *opts,
+                                   sisa_model **out);
+
 /* ---- the graph ---- */
 
 typedef struct sisa_model_graph {

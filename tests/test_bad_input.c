@@ -513,7 +513,31 @@ int main(void) {
         failures++;
     }
     sisa_model_free(NULL);
+
+    /* a device whose largest buffer is smaller than one weight (is_cpu off: no in-place mapping) */
+    char dir[300];
+    snprintf(dir, sizeof dir, "%s/small-buffers", root);
+    mkdir(dir, 0777);
+    good_model(dir);
+    sisa_device *dev = NULL;
+    if (sisa_device_open("cpu-ref", 0, &dev) != SISA_OK) {
+        printf("FAIL open cpu-ref: %s\n", sisa_last_error());
+        failures++;
+    } else {
+        dev->info.is_cpu = 0;
+        dev->info.max_buffer_bytes = 48 << 10;
+        m = NULL;
+        st = sisa_model_load_device(dir, dev, NULL, &m); /* takes dev over, also on failure */
+        const char *msg = sisa_last_error();
+        bool ok = st == SISA_OUT_OF_MEMORY && !m && strstr(msg, "tensor 'layers.0.W_Q.weight' needs 65536 bytes") &&
+                  strstr(msg, "backend 'cpu-ref'") && strstr(msg, "(49152)");
+        printf("%-4s %-34s %-8s %-12s %s\n", ok ? "ok" : "FAIL", "weight larger than a device buffer",
+               "load", sisa_status_name(st), msg);
+        if (!ok) failures++;
+        sisa_model_free(m);
+    }
+    remove_dir(dir);
     rmdir(root);
-    printf("%d rows, %d failure(s)\n", n, failures);
+    printf("%d rows + 3 checks, %d failure(s)\n", n, failures);
     return failures ? 1 : 0;
 }

@@ -111,6 +111,51 @@ static void compare(const char *label, const char *dir, const int32_t *tok, int 
     free(fast.logits);
 }
 
+/* The copy paths of the loader, on the oracle: a device that is "not a CPU" (no in-place mapping),
+ * lacks bf16 (weights converted to f32 at load) and allocates at most 192 KiB per buffer (weights
+ * packed into several buffers, the arena split into several chunks). Same logits as the plain
+ * load of the same bf16 directory: converting bf16 to f32 is exact. */
+static void device_limits(const char *dir, const int32_t *tok, int B, int T) {
+    result plain = {0};
+    if (!forward(dir, "cpu-ref", tok, B, T, &plain)) return;
+    sisa_device *dev = NULL;
+    sisa_model *m = NULL;
+    sisa_load_options o = {.max_batch = B, .max_tokens = T};
+    if (sisa_device_open("cpu-ref", 0, &dev) != SISA_OK) {
+        printf("FAIL open cpu-ref: %s\n", sisa_last_error());
+        failures++;
+        free(plain.logits);
+        return;
+    }
+    dev->info.is_cpu = 0;
+    dev->info.has_bf16 = 0;
+    dev->info.max_buffer_bytes = 192 << 10;
+    if (sisa_model_load_device(dir, dev, &o, &m) != SISA_OK) {
+        printf("FAIL load with device limits: %s\n", sisa_last_error());
+        failures++;
+        free(plain.logits);
+        return;
+    }
+    size_t n = (size_t)B * T * (size_t)plain.V;
+    float *lg = malloc(n * sizeof *lg);
+    sisa_clamp_report rep;
+    bool finite = false;
+    double e = 1;
+    if (sisa_model_forward(m, tok, B, T, lg, &rep) == SISA_OK) e = rel_err(lg, plain.logits, n, &finite);
+    else printf("forward: %s\n", sisa_last_error());
+    /* tiny: 2 layers x 15 tensors + embed + final_norm; lambda_raw (2) is f32 already */
+    bool ok = finite && e <= 1e-7 && m->n_mapped == 0 && m->n_converted == m->n_weights - 2 &&
+              m->n_wbufs > 1 && m->sched->arena.n_chunks > 1;
+    printf("%-4s %-28s no bf16, 192 KiB buffers: %d weights converted, %d weight buffers, %d arena "
+           "chunks; logits vs plain load %.2e\n",
+           ok ? "ok" : "FAIL", "tiny sisa bf16 weights", m->n_converted, m->n_wbufs,
+           m->sched->arena.n_chunks, e);
+    if (!ok) failures++;
+    free(lg);
+    free(plain.logits);
+    sisa_model_free(m);
+}
+
 static void rm_model(const char *dir) {
     char p[512];
     snprintf(p, sizeof p, "%s/config.json", dir);
@@ -178,6 +223,7 @@ int main(int argc, char **argv) {
             continue;
         }
         compare(models[i].label, dir, tok, B, T, NULL, NULL);
+        if (models[i].dt == SISA_DTYPE_BF16) device_limits(dir, tok, B, T);
         rm_model(dir);
     }
     rmdir(root);
