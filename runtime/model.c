@@ -210,101 +210,107 @@ static sisa_dtype storage_dtype(const sisa_device *d, sisa_dtype file) {
 }
 
 #define WALIGN 256
+#define IN_PLACE (-1)
 
-static sisa_status upload(sisa_model *m, const sisa_weight_spec *specs, int n) {
-    sisa_device *dev = m->dev;
-    const char *P = m->st->path;
+/* Decide where each weight lives: in place in the mapping (CPU device, no conversion, aligned for
+ * its dtype), or at an offset in one of the packed device buffers (chunk_of, chunk_size). */
+static sisa_status plan_weights(sisa_model *m, int *chunk_of, size_t *chunk_size, int *n_chunks) {
+    const sisa_device *dev = m->dev;
     const size_t limit = dev->info.max_buffer_bytes ? (size_t)dev->info.max_buffer_bytes : SIZE_MAX;
-    m->weights = calloc((size_t)n, sizeof *m->weights);
-    size_t *chunk_size = calloc((size_t)n, sizeof *chunk_size); /* at most one chunk per weight */
-    int *chunk_of = calloc((size_t)n, sizeof *chunk_of);
-    if (!m->weights || !chunk_size || !chunk_of) {
-        free(chunk_size);
-        free(chunk_of);
-        return sisa_err(SISA_OUT_OF_MEMORY, "%s: out of host memory", P);
-    }
-    m->n_weights = n;
-    int n_chunks = 0;
-    for (int i = 0; i < n; i++) {
-        const sisa_st_tensor *t = sisa_st_find(m->st, specs[i].name);
+    *n_chunks = 0;
+    for (int i = 0; i < m->n_weights; i++) {
         sisa_weight *w = &m->weights[i];
-        snprintf(w->name, sizeof w->name, "%s", specs[i].name);
-        w->file_dtype = t->dtype;
-        w->dtype = storage_dtype(dev, t->dtype);
-        w->shape[0] = w->shape[1] = 1;
-        w->shape[2] = specs[i].n_dims == 2 ? specs[i].shape[0] : 1;
-        w->shape[3] = specs[i].n_dims == 2 ? specs[i].shape[1] : specs[i].shape[0];
-        chunk_of[i] = -1;
+        const sisa_st_tensor *t = sisa_st_find(m->st, w->name);
         if (dev->info.is_cpu && w->dtype == t->dtype && t->file_offset % sisa_dtype_size(t->dtype) == 0) {
-            chunk_of[i] = -2; /* read in place */
+            chunk_of[i] = IN_PLACE;
             continue;
         }
         size_t nbytes = (size_t)sisa_st_nelements(t) * sisa_dtype_size(w->dtype);
-        if (nbytes > limit) {
-            free(chunk_size);
-            free(chunk_of);
+        if (nbytes > limit)
             return sisa_err(SISA_OUT_OF_MEMORY,
                             "%s: tensor '%s' needs %zu bytes, more than backend '%s' device '%s' "
                             "allows in one buffer (%zu)",
-                            P, w->name, nbytes, dev->backend->name, dev->info.name, limit);
-        }
-        int c = n_chunks ? n_chunks - 1 : -1;
+                            m->st->path, w->name, nbytes, dev->backend->name, dev->info.name, limit);
+        int c = *n_chunks - 1;
         size_t off = c >= 0 ? (chunk_size[c] + WALIGN - 1) / WALIGN * WALIGN : 0;
-        if (c < 0 || off + nbytes > limit || off + nbytes < off) {
-            c = n_chunks++;
+        if (c < 0 || off + nbytes > limit || off + nbytes < off) { /* start the next buffer */
+            c = (*n_chunks)++;
             off = 0;
         }
         chunk_of[i] = c;
         w->offset = off;
         chunk_size[c] = off + nbytes;
     }
-    sisa_status st = SISA_OK;
-    if (n_chunks) {
-        m->wbufs = calloc((size_t)n_chunks, sizeof *m->wbufs);
-        if (!m->wbufs) st = sisa_err(SISA_OUT_OF_MEMORY, "%s: out of host memory", P);
+    return SISA_OK;
+}
+
+/* Copy one weight into its device buffer, converting to f32 when the device lacks its dtype. */
+static sisa_status write_weight(sisa_model *m, sisa_weight *w, const sisa_st_tensor *t) {
+    const int64_t ne = sisa_st_nelements(t);
+    const size_t es = sisa_dtype_size(t->dtype);
+    sisa_status st;
+    if (w->dtype == t->dtype) {
+        st = w->buffer->iface->write(w->buffer, w->offset, t->data, (size_t)ne * es);
+    } else {
+        float *tmp = malloc((size_t)(ne ? ne : 1) * sizeof *tmp);
+        if (!tmp) return sisa_err(SISA_OUT_OF_MEMORY, "%s: tensor '%s': out of host memory", m->st->path, w->name);
+        for (int64_t k = 0; k < ne; k++)
+            tmp[k] = (float)sisa_load_elem((const char *)t->data + (size_t)k * es, t->dtype);
+        st = w->buffer->iface->write(w->buffer, w->offset, tmp, (size_t)ne * sizeof *tmp);
+        free(tmp);
+        m->n_converted++;
     }
+    if (st != SISA_OK)
+        return sisa_err_prefix(st, "%s: tensor '%s': upload to backend '%s'", m->st->path, w->name,
+                               m->dev->backend->name);
+    return SISA_OK;
+}
+
+static sisa_status upload(sisa_model *m, const sisa_weight_spec *specs, int n) {
+    const char *P = m->st->path;
+    m->weights = calloc((size_t)n, sizeof *m->weights);
+    size_t *chunk_size = calloc((size_t)n, sizeof *chunk_size); /* at most one buffer per weight */
+    int *chunk_of = calloc((size_t)n, sizeof *chunk_of);
+    int n_chunks = 0;
+    sisa_status st = m->weights && chunk_size && chunk_of
+                         ? SISA_OK : sisa_err(SISA_OUT_OF_MEMORY, "%s: out of host memory", P);
+    for (int i = 0; i < n && st == SISA_OK; i++) {
+        const sisa_st_tensor *t = sisa_st_find(m->st, specs[i].name);
+        sisa_weight *w = &m->weights[m->n_weights++];
+        snprintf(w->name, sizeof w->name, "%s", specs[i].name);
+        w->file_dtype = t->dtype;
+        w->dtype = storage_dtype(m->dev, t->dtype);
+        w->shape[0] = w->shape[1] = 1;
+        w->shape[2] = specs[i].n_dims == 2 ? specs[i].shape[0] : 1;
+        w->shape[3] = specs[i].n_dims == 2 ? specs[i].shape[1] : specs[i].shape[0];
+    }
+    if (st == SISA_OK) st = plan_weights(m, chunk_of, chunk_size, &n_chunks);
+    if (st == SISA_OK && n_chunks && !(m->wbufs = calloc((size_t)n_chunks, sizeof *m->wbufs)))
+        st = sisa_err(SISA_OUT_OF_MEMORY, "%s: out of host memory", P);
     for (int c = 0; c < n_chunks && st == SISA_OK; c++) {
-        st = sisa_buffer_alloc(dev, chunk_size[c], &m->wbufs[c]);
+        st = sisa_buffer_alloc(m->dev, chunk_size[c], &m->wbufs[c]);
         if (st == SISA_OK) m->n_wbufs++;
         else st = sisa_err_prefix(st, "%s: weights", P);
     }
-    int n_mapped = 0;
-    for (int i = 0; i < n; i++) n_mapped += chunk_of[i] == -2;
-    if (st == SISA_OK && n_mapped) {
-        m->map_buf = calloc(1, sizeof *m->map_buf);
-        if (!m->map_buf) st = sisa_err(SISA_OUT_OF_MEMORY, "%s: out of host memory", P);
-        else
-            *m->map_buf = (sisa_buffer){.iface = &map_iface, .device = dev, .size = m->st->map_size,
-                                        .host_ptr = m->st->map};
-    }
     for (int i = 0; i < n && st == SISA_OK; i++) {
-        const sisa_st_tensor *t = sisa_st_find(m->st, specs[i].name);
         sisa_weight *w = &m->weights[i];
-        if (chunk_of[i] == -2) {
-            w->buffer = m->map_buf;
-            w->offset = (size_t)t->file_offset;
-            m->n_mapped++;
+        const sisa_st_tensor *t = sisa_st_find(m->st, w->name);
+        if (chunk_of[i] != IN_PLACE) {
+            w->buffer = m->wbufs[chunk_of[i]];
+            st = write_weight(m, w, t);
             continue;
         }
-        w->buffer = m->wbufs[chunk_of[i]];
-        int64_t ne = sisa_st_nelements(t);
-        if (w->dtype == t->dtype) {
-            st = w->buffer->iface->write(w->buffer, w->offset, t->data, (size_t)ne * sisa_dtype_size(t->dtype));
-        } else { /* convert to f32 on the host */
-            float *tmp = malloc((size_t)(ne ? ne : 1) * sizeof *tmp);
-            if (!tmp) {
-                st = sisa_err(SISA_OUT_OF_MEMORY, "%s: tensor '%s': out of host memory", P, w->name);
+        if (!m->map_buf) { /* the mapping as one read-only buffer, made on first use */
+            if (!(m->map_buf = calloc(1, sizeof *m->map_buf))) {
+                st = sisa_err(SISA_OUT_OF_MEMORY, "%s: out of host memory", P);
                 break;
             }
-            for (int64_t k = 0; k < ne; k++)
-                tmp[k] = (float)sisa_load_elem((const char *)t->data + (size_t)k * sisa_dtype_size(t->dtype),
-                                               t->dtype);
-            st = w->buffer->iface->write(w->buffer, w->offset, tmp, (size_t)ne * sizeof *tmp);
-            free(tmp);
-            m->n_converted++;
+            *m->map_buf = (sisa_buffer){.iface = &map_iface, .device = m->dev,
+                                        .size = m->st->map_size, .host_ptr = m->st->map};
         }
-        if (st != SISA_OK) st = sisa_err_prefix(st, "%s: tensor '%s': upload to backend '%s'", P, w->name,
-                                                dev->backend->name);
+        w->buffer = m->map_buf;
+        w->offset = (size_t)t->file_offset;
+        m->n_mapped++;
     }
     free(chunk_size);
     free(chunk_of);
