@@ -1,0 +1,152 @@
+/*
+ * bench_cuda.c — timings of the CUDA backend's heavy nodes, each run through the scheduler like the
+ * model runs them: SDPA (SISA form A 80/64, form B, Transformer 64/64; cuDNN and own kernels) and
+ * MATMUL at the 152M model's shapes. Prints one line per case: shape, path, median ms, TFLOP/s.
+ * Inputs are seeded random values (never zeros: METHOD.md). Usage: bench_cuda [reps]
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "backend.h"
+#include "error.h"
+#include "graph.h"
+#include "sched.h"
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static int cmp_d(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static uint64_t rng = 0x12345678abcdefull;
+static double urand(void) {
+    rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
+    return (double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0;
+}
+
+static sisa_status fill(sisa_tensor *t, double scale) {
+    int64_t n = sisa_tensor_nelements(t);
+    size_t es = sisa_dtype_size(t->dtype);
+    unsigned char *buf = malloc((size_t)n * es);
+    if (!buf) return SISA_OUT_OF_MEMORY;
+    for (int64_t k = 0; k < n; k++) {
+        double v = scale * urand();
+        if (strncmp(t->name, "g", 1) == 0) v = -0.01 * (double)(k % 4096) * fabs(urand()); /* decay */
+        sisa_store_elem(buf + (size_t)k * es, t->dtype, v);
+    }
+    sisa_status st = sisa_tensor_write(t, buf, (size_t)n * es);
+    free(buf);
+    return st;
+}
+
+/* Run graph g (already built) reps times; median ms of one compute (synchronised). */
+static double time_graph(sisa_device *dev, sisa_graph *g, int reps, char *err, size_t errlen) {
+    sisa_sched *s = NULL;
+    double med = -1;
+    sisa_status st = sisa_sched_new(dev, false, &s);
+    if (st == SISA_OK) st = sisa_sched_prepare(s, g);
+    for (int i = 0; st == SISA_OK && i < g->n_leafs; i++) st = fill(g->leafs[i], 1.0);
+    if (st == SISA_OK) st = sisa_sched_compute(s, g); /* warm-up: plans, handles */
+    if (st == SISA_OK) st = sisa_sched_compute(s, g);
+    double *t = calloc((size_t)reps, sizeof *t);
+    for (int r = 0; st == SISA_OK && r < reps; r++) {
+        double t0 = now_ms();
+        st = sisa_sched_compute(s, g);
+        t[r] = now_ms() - t0;
+    }
+    if (st == SISA_OK) {
+        qsort(t, (size_t)reps, sizeof *t, cmp_d);
+        med = t[reps / 2];
+    } else {
+        snprintf(err, errlen, "%s", sisa_last_error());
+    }
+    free(t);
+    sisa_sched_free(s);
+    return med;
+}
+
+static void report(const char *name, const char *path, double ms, double flop, const char *err) {
+    if (ms < 0) printf("%-46s %-16s FAILED: %s\n", name, path, err);
+    else printf("%-46s %-16s %9.3f ms %8.1f TFLOP/s\n", name, path, ms, flop / (ms * 1e-3) / 1e12);
+    fflush(stdout);
+}
+
+static void bench_sdpa(sisa_device *dev, const char *name, const char *mode, int B, int H, int T,
+                       int dqk, int dv, int formB, int reps) {
+    if (mode) setenv("SISA_CUDA_SDPA", mode, 1); else unsetenv("SISA_CUDA_SDPA");
+    sisa_graph *g = sisa_graph_new();
+    g->act_dtype = SISA_BF16;
+    sisa_tensor *q = sisa_graph_input(g, "q", SISA_BF16, B, H, T, dqk);
+    sisa_tensor *k = sisa_graph_input(g, "k", SISA_BF16, B, H, T, dqk);
+    sisa_tensor *v = sisa_graph_input(g, "v", SISA_BF16, B, H, T, dv);
+    sisa_sdpa_params p = {.scale = 0.125f, .causal = 1};
+    if (formB) {
+        p.gq = p.gk = sisa_graph_input(g, "g", SISA_F32, 1, B, H, T);
+        p.d_content = 64;
+    }
+    sisa_tensor_set_output(sisa_sdpa(g, q, k, v, &p));
+    char err[512] = "";
+    double ms = sisa_graph_status(g) == SISA_OK ? time_graph(dev, g, reps, err, sizeof err) : -1;
+    if (ms < 0 && !err[0]) snprintf(err, sizeof err, "%s", sisa_last_error());
+    /* causal: half the score matrix; 2 flops per MAC for QK and PV */
+    double flop = 2.0 * B * H * ((double)T * T / 2) * (dqk + dv);
+    char path[64];
+    snprintf(path, sizeof path, "%s", mode ? mode : "default");
+    report(name, path, ms, flop, err);
+    sisa_graph_free(g);
+    unsetenv("SISA_CUDA_SDPA");
+}
+
+static void bench_mm(sisa_device *dev, const char *name, sisa_dtype dt, int64_t M, int64_t N, int64_t K,
+                     int reps) {
+    sisa_graph *g = sisa_graph_new();
+    g->act_dtype = dt;
+    sisa_tensor *a = sisa_graph_input(g, "a", dt, 1, 1, M, K);
+    sisa_tensor *b = sisa_graph_input(g, "b", dt, 1, 1, N, K);
+    sisa_tensor_set_output(sisa_matmul(g, a, b));
+    char err[512] = "";
+    double ms = sisa_graph_status(g) == SISA_OK ? time_graph(dev, g, reps, err, sizeof err) : -1;
+    char full[96];
+    snprintf(full, sizeof full, "%s %lldx%lldx%lld %s", name, (long long)M, (long long)N,
+             (long long)K, sisa_dtype_name(dt));
+    report(full, "cublaslt", ms, 2.0 * M * N * K, err);
+    sisa_graph_free(g);
+}
+
+int main(int argc, char **argv) {
+    int reps = argc > 1 ? atoi(argv[1]) : 20;
+    sisa_device *dev = NULL;
+    if (sisa_device_open("cuda", 0, &dev) != SISA_OK) {
+        printf("SKIP: %s\n", sisa_last_error());
+        return 77;
+    }
+    printf("device: %s | %s\n", dev->info.name, dev->info.driver);
+    const int B = 8, H = 12, T = 4096;
+    bench_sdpa(dev, "SDPA SISA A bf16 B8 H12 T4096 80/64", NULL, B, H, T, 80, 64, 0, reps);
+    bench_sdpa(dev, "SDPA SISA A bf16 B8 H12 T4096 80/64", "own", B, H, T, 80, 64, 0, reps);
+    bench_sdpa(dev, "SDPA Transformer bf16 B8 H12 T4096 64/64", NULL, B, H, T, 64, 64, 0, reps);
+    bench_sdpa(dev, "SDPA Transformer bf16 B8 H12 T4096 64/64", "own", B, H, T, 64, 64, 0, reps);
+    bench_sdpa(dev, "SDPA SISA B bf16 B8 H12 T4096 80/64", "own", B, H, T, 80, 64, 1, reps);
+    bench_sdpa(dev, "SDPA SISA A bf16 T2048 (prefill shape)", NULL, B, H, 2048, 80, 64, 0, reps);
+    bench_sdpa(dev, "SDPA SISA A bf16 T2048 (prefill shape)", "own", B, H, 2048, 80, 64, 0, reps);
+    const int64_t M = 8 * 2048;
+    bench_mm(dev, "ceiling", SISA_BF16, 8192, 8192, 8192, reps);
+    bench_mm(dev, "152M W_Q/K/V/O", SISA_BF16, M, 768, 768, reps);
+    bench_mm(dev, "152M W_B/W_C ds16", SISA_BF16, M, 192, 768, reps);
+    bench_mm(dev, "152M QKV fused", SISA_BF16, M, 3 * 768, 768, reps);
+    bench_mm(dev, "152M FFN gate/up ds16", SISA_BF16, M, 2908, 768, reps);
+    bench_mm(dev, "152M FFN down ds16", SISA_BF16, M, 768, 2908, reps);
+    bench_mm(dev, "152M FFN gate/up T", SISA_BF16, M, 3072, 768, reps);
+    bench_mm(dev, "152M logits", SISA_BF16, M, 50277, 768, reps);
+    bench_mm(dev, "152M W_Q f32", SISA_F32, M, 768, 768, reps);
+    sisa_device_free(dev);
+    return 0;
+}
