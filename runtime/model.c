@@ -8,7 +8,7 @@
  * Inf anywhere — before a byte reaches a device. Each failure names the file and the tensor.
  *
  * Weights go to the device through the backend interface, packed into buffers no larger than the
- * device's largest allocation. On a CPU device a weight whose bytes in the file are aligned for
+ * device's largest allocation. On the CPU backends a weight whose bytes in the file are aligned for
  * its dtype is read in place from the read-only mapping (no copy). A weight whose dtype the device
  * lacks (bf16 on a device without bf16) is converted to f32 at load, and counted.
  *
@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "../backends/cpu/cpu.h"
 #include "error.h"
 
 /* ---- the tensors of a model ---- */
@@ -212,6 +213,13 @@ static sisa_dtype storage_dtype(const sisa_device *d, sisa_dtype file) {
 #define WALIGN 256
 #define IN_PLACE (-1)
 
+/* Can the device's kernels read any host memory through buffer->host_ptr? Only the two CPU
+ * backends: PoCL (OpenCL) and lavapipe (Vulkan) are CPU devices too (info.is_cpu), but their
+ * kernels read their own buffer objects. Clearing is_cpu turns the in-place path off (tests). */
+static bool reads_host_memory(const sisa_device *dev) {
+    return dev->info.is_cpu && (dev->backend == &sisa_backend_cpu || dev->backend == &sisa_backend_cpu_ref);
+}
+
 /* Decide where each weight lives: in place in the mapping (CPU device, no conversion, aligned for
  * its dtype), or at an offset in one of the packed device buffers (chunk_of, chunk_size). */
 static sisa_status plan_weights(sisa_model *m, int *chunk_of, size_t *chunk_size, int *n_chunks) {
@@ -221,7 +229,8 @@ static sisa_status plan_weights(sisa_model *m, int *chunk_of, size_t *chunk_size
     for (int i = 0; i < m->n_weights; i++) {
         sisa_weight *w = &m->weights[i];
         const sisa_st_tensor *t = sisa_st_find(m->st, w->name);
-        if (dev->info.is_cpu && w->dtype == t->dtype && t->file_offset % sisa_dtype_size(t->dtype) == 0) {
+        if (reads_host_memory(dev) && w->dtype == t->dtype &&
+            t->file_offset % sisa_dtype_size(t->dtype) == 0) {
             chunk_of[i] = IN_PLACE;
             continue;
         }
