@@ -1,0 +1,132 @@
+/*
+ * vk_op_sdpa.c — SDPA as a flash-attention shader (online softmax over key blocks; no Tq x Tk
+ * matrix), both forms of SISA.md §2, d_qk != d_v, causal with a position offset p0 (decode:
+ * Tq = 1 against a longer cache), output (B, Tq, H, Dv).
+ *
+ * Head dims, key-block size, form and causality are specialization constants; the key block is
+ * the largest power of two <= 64 whose K and V tiles fit shared memory. (b, h) pairs are the
+ * split unit when a binding would exceed maxStorageBufferRange.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "vk_internal.h"
+
+typedef struct pc_sdpa {
+    uint32_t q_base, q_s[4];
+    uint32_t k_base, k_s[4];
+    uint32_t v_base, v_s[4];
+    uint32_t gq_base, gq_s1, gq_s2, gq_s3;
+    uint32_t gk_base, gk_s1, gk_s2, gk_s3;
+    uint32_t d_base;
+    uint32_t H, Tq, Tk, unit0, p0;
+    float scale;
+} pc_sdpa;
+
+_Static_assert(sizeof(pc_sdpa) <= VK_PUSH_MAX, "SDPA push constants exceed 128 bytes");
+
+static int64_t es(const sisa_tensor *t) { return (int64_t)sisa_dtype_size(t->dtype); }
+
+static void sdpa_units(const sisa_tensor *n, vk_units *u) {
+    memset(u, 0, sizeof *u);
+    const sisa_tensor *q = n->src[0], *k = n->src[1], *v = n->src[2], *gq = n->src[3], *gk = n->src[4];
+    int64_t B = q->shape[0], H = q->shape[1], Tq = q->shape[2], Dv = v->shape[3];
+    u->dims[0] = 1, u->dims[1] = B, u->dims[2] = H;
+    const sisa_tensor *qkv[3] = {q, k, v};
+    for (int i = 0; i < 3; i++) {
+        const sisa_tensor *t = qkv[i];
+        u->ops[u->n_ops] = (vk_operand){t, {0, t->stride[0], t->stride[1]}, 0,
+                                        (t->shape[2] - 1) * t->stride[2] + (t->shape[3] - 1) * t->stride[3] + es(t)};
+        u->slot[u->n_ops++] = i;
+    }
+    if (gq) {
+        const sisa_tensor *g[2] = {gq, gk};
+        for (int i = 0; i < 2; i++) {
+            u->ops[u->n_ops] = (vk_operand){g[i], {0, g[i]->stride[1], g[i]->stride[2]}, 0,
+                                            (g[i]->shape[3] - 1) * g[i]->stride[3] + 4};
+            u->slot[u->n_ops++] = 3 + i;
+        }
+    }
+    int64_t e = es(n);
+    u->ops[u->n_ops] = (vk_operand){n, {0, Tq * H * Dv * e, Dv * e}, 0, ((Tq - 1) * H * Dv + Dv) * e};
+    u->slot[u->n_ops++] = 6;
+}
+
+bool sisa_vk_select_sdpa(const vk_device *d, const sisa_tensor *n, vk_kernel *k, char *reason) {
+    const sisa_tensor *q = n->src[0], *v = n->src[2];
+    int64_t Dqk = q->shape[3], Dv = v->shape[3], Tq = q->shape[2], Tk = n->src[1]->shape[2];
+    if (Dqk > 256 || Dv > 256) {
+        snprintf(reason, SISA_REASON_LEN, "head dims d_qk=%lld d_v=%lld: the flash shader keeps at most 256 each in registers",
+                 (long long)Dqk, (long long)Dv);
+        return false;
+    }
+    if (Tq >= ((int64_t)1 << 31) || Tk >= ((int64_t)1 << 31)) {
+        snprintf(reason, SISA_REASON_LEN, "sequence length >= 2^31");
+        return false;
+    }
+    bool form_b = n->src[3] != NULL;
+    int64_t dc = form_b ? n->iparams[2] : Dqk;
+    k->kind = VK_K_SDPA;
+    k->shader = vk_variant(VK_SH_SDPA, n->dtype);
+    uint32_t cap = d->max_wg_invocations < 64 ? d->max_wg_invocations : 64;
+    k->wg = 8 < cap ? 8 : cap;
+    while (k->wg < cap && k->wg < (uint64_t)Tq) k->wg <<= 1;
+    /* shared: K and V tiles as vec4 rows ([content | decayed] padded to 4 each) + gk */
+    uint32_t dk4 = (uint32_t)((dc + 3) / 4 + (Dqk - dc + 3) / 4), dv4 = (uint32_t)((Dv + 3) / 4);
+    uint32_t bc = 64;
+    while (bc > 8 && bc * (dk4 + dv4) * 16 + bc * 4 > d->max_shared) bc >>= 1;
+    if (bc * (dk4 + dv4) * 16 + bc * 4 > d->max_shared) {
+        snprintf(reason, SISA_REASON_LEN, "K/V tiles of 8 keys need more than the %u bytes of shared memory",
+                 d->max_shared);
+        return false;
+    }
+    k->tile[0] = bc;
+    sisa_vk_spec_dtypes(n, k->spec);
+    k->spec[10] = k->wg;
+    k->spec[11] = (uint32_t)Dqk;
+    k->spec[12] = (uint32_t)Dv;
+    k->spec[13] = bc;
+    k->spec[14] = form_b;
+    k->spec[15] = (uint32_t)dc;
+    k->spec[16] = n->iparams[0] != 0;
+    vk_units u;
+    sdpa_units(n, &u);
+    return sisa_vk_units_feasible(d, &u, reason);
+}
+
+sisa_status sisa_vk_record_sdpa(vk_rec *r, const sisa_tensor *n, const vk_kernel *k) {
+    const sisa_tensor *q = n->src[0], *kk = n->src[1], *v = n->src[2], *gq = n->src[3], *gk = n->src[4];
+    vk_units u;
+    sdpa_units(n, &u);
+    int64_t total = u.dims[1] * u.dims[2];
+    vk_bind binds[VK_BINDINGS];
+    uint32_t base[VK_BINDINGS];
+    memset(binds, 0, sizeof binds);
+    memset(base, 0, sizeof base);
+    pc_sdpa pc;
+    memset(&pc, 0, sizeof pc);
+    for (int i = 0; i < 4; i++) pc.q_s[i] = vk_es(q, i), pc.k_s[i] = vk_es(kk, i), pc.v_s[i] = vk_es(v, i);
+    if (gq) {
+        pc.gq_s1 = vk_es(gq, 1), pc.gq_s2 = vk_es(gq, 2), pc.gq_s3 = vk_es(gq, 3);
+        pc.gk_s1 = vk_es(gk, 1), pc.gk_s2 = vk_es(gk, 2), pc.gk_s3 = vk_es(gk, 3);
+    }
+    pc.H = (uint32_t)q->shape[1], pc.Tq = (uint32_t)q->shape[2], pc.Tk = (uint32_t)kk->shape[2];
+    pc.p0 = (uint32_t)n->iparams[1];
+    pc.scale = n->fparams[0];
+    uint32_t gx = (uint32_t)((q->shape[2] + k->wg - 1) / k->wg);
+    if (gx > r->d->max_groups[0]) return sisa_vk_node_err(r, VK_SUCCESS, "too many query blocks for one grid");
+    int64_t max_units = r->d->max_groups[1];
+    for (int64_t u0 = 0; u0 < total;) {
+        char reason[SISA_REASON_LEN] = "";
+        int64_t end = total - u0 > max_units ? u0 + max_units : total;
+        int64_t u1 = sisa_vk_units_next(r->d, &u, u0, end, reason);
+        if (u1 <= u0) return sisa_vk_node_err(r, VK_SUCCESS, reason);
+        SISA_TRY(sisa_vk_units_bind(r, &u, u0, u1, binds, base));
+        pc.q_base = base[0], pc.k_base = base[1], pc.v_base = base[2];
+        pc.gq_base = base[3], pc.gk_base = base[4], pc.d_base = base[6];
+        pc.unit0 = (uint32_t)u0;
+        SISA_TRY(sisa_vk_dispatch(r, k->shader, k->spec, binds, &pc, sizeof pc, gx, (uint32_t)(u1 - u0), 1));
+        u0 = u1;
+    }
+    return SISA_OK;
+}

@@ -1,0 +1,17 @@
+#version 450
+/* ADD: dst = src0 + src1, src1 broadcast where it has size 1 (its strides are 0 there). */
+#define DST_BINDING 6
+#include "common.glsl"
+#include "rowwise.glsl"
+layout(local_size_x_id = 10) in;
+layout(binding = 0, std430) readonly buffer S0 { uint s0[]; };
+layout(binding = 1, std430) readonly buffer S1 { uint s1[]; };
+
+void main() {
+    uint e = sisa_group_id() * gl_WorkGroupSize.x + gl_LocalInvocationID.x;
+    if (e >= pc.n) return;
+    uint row = pc.row0 + e / pc.D3, c = e % pc.D3;
+    uvec3 i = row_index(row);
+    float v = LOADF(s0, S0_DT, a_at(i, c)) + LOADF(s1, S1_DT, b_at(i, c));
+    D_STORE(pc.d_base + row * pc.D3 + c, v);
+}
