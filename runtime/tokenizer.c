@@ -169,7 +169,7 @@ void sisa_tokenizer_free(sisa_tokenizer *t) {
     sisa_strmap_free(&t->vocab);
     sisa_strmap_free(&t->model_bytes);
     sisa_pairmap_free(&t->merges);
-    sisa_arena_free(&t->arena);
+    tok_arena_free(&t->arena);
     free(t->path);
     free(t);
 }

@@ -94,14 +94,14 @@ int sisa_pairmap_get(const sisa_pairmap *m, int32_t a, int32_t b, int32_t *rank,
 /* ---- the loaded tokenizer ------------------------------------------------------------------- */
 
 /* Append-only arena: pointers into it stay valid until the tokenizer is freed. */
-typedef struct sisa_arena_block sisa_arena_block;
-typedef struct sisa_arena {
-    sisa_arena_block *head;
-} sisa_arena;
+typedef struct tok_arena_block tok_arena_block;
+typedef struct tok_arena {
+    tok_arena_block *head;
+} tok_arena;
 
-void *sisa_arena_alloc(sisa_arena *a, size_t n);
-char *sisa_arena_strndup(sisa_arena *a, const char *s, size_t n);
-void sisa_arena_free(sisa_arena *a);
+void *tok_arena_alloc(tok_arena *a, size_t n);
+char *tok_arena_strndup(tok_arena *a, const char *s, size_t n);
+void tok_arena_free(tok_arena *a);
 
 typedef struct sisa_tok_entry {
     const char *str;      /* the token as written in tokenizer.json (NULL: no token has this id) */
@@ -145,7 +145,7 @@ typedef struct sisa_pretok_step {
 
 struct sisa_tokenizer {
     char *path;
-    sisa_arena arena;
+    tok_arena arena;
     int32_t n_ids;               /* max id + 1 over the model vocab and the added tokens */
     sisa_tok_entry *tokens;      /* [n_ids] */
     sisa_strmap vocab;           /* token string -> id: model vocab then added tokens */

@@ -17,15 +17,15 @@
 
 /* ---- arena ---------------------------------------------------------------------------------- */
 
-struct sisa_arena_block {
-    sisa_arena_block *next;
+struct tok_arena_block {
+    tok_arena_block *next;
     size_t used, cap;
     _Alignas(16) char data[];
 };
 
-void *sisa_arena_alloc(sisa_arena *a, size_t n) {
+void *tok_arena_alloc(tok_arena *a, size_t n) {
     n = (n + 15) & ~(size_t)15;
-    sisa_arena_block *b = a->head;
+    tok_arena_block *b = a->head;
     if (!b || b->cap - b->used < n) {
         size_t cap = n > 65536 ? n : 65536;
         b = malloc(sizeof *b + cap);
@@ -40,18 +40,18 @@ void *sisa_arena_alloc(sisa_arena *a, size_t n) {
     return p;
 }
 
-char *sisa_arena_strndup(sisa_arena *a, const char *s, size_t n) {
-    char *p = sisa_arena_alloc(a, n + 1);
+char *tok_arena_strndup(tok_arena *a, const char *s, size_t n) {
+    char *p = tok_arena_alloc(a, n + 1);
     if (!p) return NULL;
     if (n) memcpy(p, s, n);
     p[n] = '\0';
     return p;
 }
 
-void sisa_arena_free(sisa_arena *a) {
-    sisa_arena_block *b = a->head;
+void tok_arena_free(tok_arena *a) {
+    tok_arena_block *b = a->head;
     while (b) {
-        sisa_arena_block *next = b->next;
+        tok_arena_block *next = b->next;
         free(b);
         b = next;
     }
@@ -258,7 +258,7 @@ struct sisa_bpe_scratch {
     size_t heap_n, heap_cap;
     /* cache of words already merged in this call */
     sisa_strmap cache;
-    sisa_arena cache_keys;
+    tok_arena cache_keys;
     cache_entry *entries;
     size_t n_entries, entries_cap;
     sisa_idvec cache_ids;
@@ -278,7 +278,7 @@ void sisa_bpe_scratch_free(sisa_bpe_scratch *s) {
     free(s->sym);
     free(s->heap);
     sisa_strmap_free(&s->cache);
-    sisa_arena_free(&s->cache_keys);
+    tok_arena_free(&s->cache_keys);
     free(s->entries);
     free(s->cache_ids.v);
     free(s);
@@ -401,7 +401,7 @@ static int cache_store(sisa_bpe_scratch *s, const char *word, size_t n, const in
         s->entries = p;
         s->entries_cap = cap;
     }
-    const char *key = sisa_arena_strndup(&s->cache_keys, word, n);
+    const char *key = tok_arena_strndup(&s->cache_keys, word, n);
     if (!key) return -1;
     uint32_t start = (uint32_t)s->cache_ids.n;
     for (size_t i = 0; i < count; i++)

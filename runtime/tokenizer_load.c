@@ -132,7 +132,7 @@ static sisa_status load_vocab(sisa_tokenizer *t, const cJSON *vocab) {
             return FAIL(SISA_BAD_FILE, "model.vocab token with id %d is not valid UTF-8", t->path, id);
         /* Keys must outlive the parsed JSON: they go to the arena. */
         size_t len = strlen(e->string);
-        const char *key = sisa_arena_strndup(&t->arena, e->string, len);
+        const char *key = tok_arena_strndup(&t->arena, e->string, len);
         if (!key || sisa_strmap_put(&t->vocab, key, len, id) != 0)
             return FAIL(SISA_OUT_OF_MEMORY, "vocab", t->path);
         if (id >= t->n_ids) t->n_ids = id + 1;
@@ -229,7 +229,7 @@ static sisa_status parse_added(sisa_tokenizer *t, const cJSON *a, size_t i, sisa
     o->rstrip = (uint8_t)get_bool(a, "rstrip", 0);
     o->single_word = (uint8_t)get_bool(a, "single_word", 0);
     o->id = id;
-    o->content = sisa_arena_strndup(&t->arena, content, len);
+    o->content = tok_arena_strndup(&t->arena, content, len);
     o->len = (uint32_t)len;
     if (!o->content) return FAIL(SISA_OUT_OF_MEMORY, "added tokens", t->path);
     return SISA_OK;
@@ -285,7 +285,7 @@ static sisa_status normalize_added(sisa_tokenizer *t) {
         char *s;
         size_t n;
         SISA_TRY(sisa_nfc(a->content, a->len, &s, &n));
-        a->content = sisa_arena_strndup(&t->arena, s, n);
+        a->content = tok_arena_strndup(&t->arena, s, n);
         a->len = (uint32_t)n;
         free(s);
         if (!a->content) return FAIL(SISA_OUT_OF_MEMORY, "added tokens", t->path);
@@ -405,7 +405,7 @@ static sisa_status check_decoder(sisa_tokenizer *t, const cJSON *d, int depth) {
  * is what Hugging Face's ByteLevel decoder does. *byte_level tells which. */
 static const char *token_bytes(sisa_tokenizer *t, const char *s, size_t n, uint32_t *out_len,
                                int *byte_level) {
-    char *b = sisa_arena_alloc(&t->arena, n + 1);
+    char *b = tok_arena_alloc(&t->arena, n + 1);
     if (!b) return NULL;
     size_t k = 0;
     *byte_level = 1;
