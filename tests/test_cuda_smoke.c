@@ -348,6 +348,38 @@ static void c_sdpa_b_bf16(sisa_graph *g, outs *o) {
     g->act_dtype = SISA_F32;
 }
 
+/* Longer sequences through the fast kernel's shapes: several key tiles, partial last tiles, f16,
+ * d_s 32 (d_qk 96), Tk > Tq with p0 (chunked prefill), form B with dc = 64 over 300 positions. */
+static void c_sdpa_long(sisa_graph *g, outs *o) {
+    sisa_tensor *q = IN(g, "big_q", SISA_BF16, 1, 2, 517, 80), *k = IN(g, "big_k", SISA_BF16, 1, 2, 517, 80);
+    sisa_tensor *v = IN(g, "v", SISA_BF16, 1, 2, 517, 64);
+    g->act_dtype = SISA_BF16;
+    out(o, sdpa(g, q, k, v, 1, 0, NULL, NULL, 0), BF16_TOL);
+    sisa_tensor *qh = IN(g, "qh", SISA_F16, 1, 3, 200, 96), *kh = IN(g, "kh", SISA_F16, 1, 3, 330, 96);
+    sisa_tensor *vh = IN(g, "vh", SISA_F16, 1, 3, 330, 64);
+    g->act_dtype = SISA_F16;
+    out(o, sdpa(g, qh, kh, vh, 1, 130, NULL, NULL, 0), 4e-3);
+    out(o, sdpa(g, qh, kh, vh, 0, 0, NULL, NULL, 0), 4e-3);
+    g->act_dtype = SISA_F32;
+}
+
+static void c_sdpa_long_b(sisa_graph *g, outs *o) {
+    const int64_t B = 1, T = 300, H = 2, ds = 16, dh = 64;
+    sisa_tensor *a = IN(g, "alpha", SISA_F32, 1, B, T, H), *ba = IN(g, "alpha_b", SISA_F32, 1, 1, 1, H);
+    sisa_tensor *bs = IN(g, "bs", SISA_BF16, 1, B, T, H * ds), *cs = IN(g, "cs", SISA_BF16, 1, B, T, H * ds);
+    sisa_tensor *th = IN(g, "theta", SISA_F32, 1, B, T, H * ds / 2);
+    sisa_tensor *lr = IN(g, "lambda", SISA_F32, 1, 1, 1, H);
+    sisa_tensor *q = IN(g, "q", SISA_BF16, B, H, T, dh), *k = IN(g, "k", SISA_BF16, B, H, T, dh);
+    sisa_tensor *v = IN(g, "v", SISA_BF16, B, H, T, dh);
+    sisa_tensor *gd = sisa_ssm_decay(g, a, ba, NULL);
+    g->act_dtype = SISA_BF16;
+    sisa_tensor *ch = sisa_ssm_channels(g, bs, cs, th, gd, lr, NULL, SISA_SSM_FACTORED, (int32_t)dh, 11.0f);
+    sisa_tensor *c = sisa_slice_row(g, ch, 0, ds), *bb = sisa_slice_row(g, ch, ds, ds);
+    sisa_tensor *qh = sisa_augment(g, q, c, dh + ds), *kh = sisa_augment(g, k, bb, dh + ds);
+    out(o, sdpa(g, qh, kh, v, 1, 0, gd, gd, (int)dh), BF16_TOL);
+    g->act_dtype = SISA_F32;
+}
+
 static int probe_skip(void) {
     const sisa_backend_def *b = sisa_backend_find("cuda");
     if (!b) {
@@ -372,8 +404,8 @@ int main(void) {
     printf("cuda device 0: %s (%s), %s, bf16 %d, tensor cores %d, memory %llu MiB\n", info.name,
            info.vendor, info.driver, info.has_bf16, info.has_coopmat,
            (unsigned long long)(info.memory_bytes >> 20));
-    const char *modes[] = {NULL, "own", "scalar"};
-    for (int m = 0; m < 3; m++) {
+    const char *modes[] = {NULL, "own", "wmma", "scalar"};
+    for (int m = 0; m < 4; m++) {
         if (modes[m]) setenv("SISA_CUDA_SDPA", modes[m], 1);
         printf("-- SDPA selection: %s\n", modes[m] ? modes[m] : "default (cuDNN where it accepts)");
         run_case("SDPA A causal 80/64", c_sdpa_a);
@@ -383,6 +415,8 @@ int main(void) {
         run_case("SDPA A bf16 80/64", c_sdpa_a_bf16);
         run_case("SDPA A bf16 decode p0", c_sdpa_decode_bf16);
         run_case("SISA attention A and B bf16", c_sdpa_b_bf16);
+        run_case("SDPA long bf16/f16, p0, d_qk 96", c_sdpa_long);
+        run_case("SISA attention B bf16 T300", c_sdpa_long_b);
     }
     unsetenv("SISA_CUDA_SDPA");
     run_case("MATMUL x·Wᵀ flat", c_matmul_flat);

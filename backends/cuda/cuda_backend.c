@@ -44,7 +44,7 @@ const char *sc_kernel_name(sc_kernel k) {
     static const char *names[] = {"none", "elementwise", "rms_norm", "rope", "softmax", "argmax",
                                   "ssm_decay", "ssm_channels", "matmul/cublaslt",
                                   "matmul/fallback", "sdpa/cudnn", "sdpa/own-wmma",
-                                  "sdpa/own-scalar"};
+                                  "sdpa/own-scalar", "sdpa/own-fa"};
     return (unsigned)k < sizeof names / sizeof names[0] ? names[k] : "?";
 }
 
@@ -110,10 +110,17 @@ static sc_kernel select_sdpa(sc_device *d, const sisa_tensor *node, char *reason
     sc_node n;
     if (!sc_node_from(node, &n, reason)) return SC_K_NONE;
     const size_t optin = d->prop.sharedMemPerBlockOptin;
-    const char *force = getenv("SISA_CUDA_SDPA"); /* "own" / "scalar" / "cudnn": benchmarks */
+    /* SISA_CUDA_SDPA forces a path (benchmarks, tests): "cudnn" (then the own ones), "own" (the
+     * fast own kernel, then wmma, then scalar), "wmma", "scalar". */
+    const char *force = getenv("SISA_CUDA_SDPA");
+    if (force && !force[0]) force = NULL;
     char why[SISA_REASON_LEN] = "";
     if (!force || strcmp(force, "cudnn") == 0) {
         if (sc_cudnn_sdpa_accepts(d, node, why)) return SC_K_SDPA_CUDNN;
+    }
+    if (!force || strcmp(force, "cudnn") == 0 || strcmp(force, "own") == 0) {
+        size_t sm = sc_sdpa_fa_smem(&n);
+        if (sm && sm <= optin) return SC_K_SDPA_FA;
     }
     if (!force || strcmp(force, "scalar") != 0) {
         size_t sm = sc_sdpa_smem(&n, SC_SDPA_WMMA);
@@ -279,6 +286,7 @@ static cudaError_t launch(sc_stream *s, sc_kernel k, const sc_node *n) {
     case SC_K_MATMUL_FALLBACK: return sc_launch_matmul_fallback(n, s->stream);
     case SC_K_SDPA_WMMA: return sc_launch_sdpa(n, SC_SDPA_WMMA, s->stream);
     case SC_K_SDPA_SCALAR: return sc_launch_sdpa(n, SC_SDPA_SCALAR, s->stream);
+    case SC_K_SDPA_FA: return sc_launch_sdpa_fa(n, s->stream);
     default: return cudaErrorInvalidValue;
     }
 }
@@ -296,8 +304,13 @@ static sisa_status stream_compute(sisa_stream *st, sisa_graph *g, int first, int
         sc_node n;
         if (!sc_node_from(node, &n, reason))
             return node_fail(sisa_err(SISA_UNSUPPORTED, "%s", reason), node, i, k);
-        if (node->op == SISA_OP_MATMUL || node->op == SISA_OP_SDPA)
+        if (node->op == SISA_OP_MATMUL || node->op == SISA_OP_SDPA) {
+            /* SISA_CUDA_TRACE=1: name the path each SDPA/MATMUL node takes when it changes */
+            if (getenv("SISA_CUDA_TRACE") && strcmp(s->last_path, sc_kernel_name(k)) != 0)
+                fprintf(stderr, "cuda: %s '%s' -> %s\n", sisa_op_name(node->op), node->name,
+                        sc_kernel_name(k));
             snprintf(s->last_path, sizeof s->last_path, "%s", sc_kernel_name(k));
+        }
         sisa_status rs = SISA_OK;
         if (k == SC_K_MATMUL_LT)
             rs = sc_matmul_lt_run(s, node, &n);

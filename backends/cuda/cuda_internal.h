@@ -49,6 +49,7 @@ typedef enum sc_kernel {
     SC_K_SDPA_CUDNN,      /* cuDNN fused SDPA (form A) */
     SC_K_SDPA_WMMA,       /* own flash attention, tensor cores */
     SC_K_SDPA_SCALAR,     /* own flash attention, fp32 */
+    SC_K_SDPA_FA,         /* own flash attention, mma.sync + cp.async (sdpa_fa.cu) */
 } sc_kernel;
 
 const char *sc_kernel_name(sc_kernel k);

@@ -68,6 +68,10 @@ cudaError_t sc_launch_matmul_fallback(const sc_node *n, cudaStream_t s);
 enum { SC_SDPA_SCALAR = 0, SC_SDPA_WMMA = 1 };
 size_t sc_sdpa_smem(const sc_node *n, int kind);
 cudaError_t sc_launch_sdpa(const sc_node *n, int kind, cudaStream_t s);
+/* sdpa_fa.cu: the fast own flash attention (mma.sync m16n8k16, cp.async double buffering, P and O
+ * in registers). sc_sdpa_fa_smem: 0 = cannot take the node (dtype, strides, alignment, shape). */
+size_t sc_sdpa_fa_smem(const sc_node *n);
+cudaError_t sc_launch_sdpa_fa(const sc_node *n, cudaStream_t s);
 
 #ifdef __cplusplus
 }

@@ -130,23 +130,22 @@ int main(int argc, char **argv) {
     }
     printf("device: %s | %s\n", dev->info.name, dev->info.driver);
     const int B = 8, H = 12, T = 4096;
-    bench_sdpa(dev, "SDPA SISA A bf16 B8 H12 T4096 80/64", NULL, B, H, T, 80, 64, 0, reps);
+    /* paths: "cudnn" (cuDNN fused flash attention; falls back to own when cuDNN declines, the
+     * trace on stderr says which ran), "own" (sdpa_fa.cu), "wmma" (the older own kernel) */
+    bench_sdpa(dev, "SDPA SISA A bf16 B8 H12 T4096 80/64", "cudnn", B, H, T, 80, 64, 0, reps);
     bench_sdpa(dev, "SDPA SISA A bf16 B8 H12 T4096 80/64", "own", B, H, T, 80, 64, 0, reps);
-    bench_sdpa(dev, "SDPA Transformer bf16 B8 H12 T4096 64/64", NULL, B, H, T, 64, 64, 0, reps);
-    bench_sdpa(dev, "SDPA Transformer bf16 B8 H12 T4096 64/64", "own", B, H, T, 64, 64, 0, reps);
     bench_sdpa(dev, "SDPA SISA B bf16 B8 H12 T4096 80/64", "own", B, H, T, 80, 64, 1, reps);
-    bench_sdpa(dev, "SDPA SISA A bf16 T2048 (prefill shape)", NULL, B, H, 2048, 80, 64, 0, reps);
+    bench_sdpa(dev, "SDPA Transformer bf16 B8 H12 T4096 64/64", "cudnn", B, H, T, 64, 64, 0, reps);
+    bench_sdpa(dev, "SDPA Transformer bf16 B8 H12 T4096 64/64", "own", B, H, T, 64, 64, 0, reps);
+    bench_sdpa(dev, "SDPA SISA A bf16 T2048 (prefill shape)", "cudnn", B, H, 2048, 80, 64, 0, reps);
     bench_sdpa(dev, "SDPA SISA A bf16 T2048 (prefill shape)", "own", B, H, 2048, 80, 64, 0, reps);
+    bench_sdpa(dev, "SDPA SISA B bf16 T2048 (prefill shape)", "own", B, H, 2048, 80, 64, 1, reps);
+    bench_sdpa(dev, "SDPA SISA A bf16 B8 H12 T4096 96/64 (ds32)", "cudnn", B, H, T, 96, 64, 0, reps);
+    bench_sdpa(dev, "SDPA SISA A bf16 B8 H12 T4096 96/64 (ds32)", "own", B, H, T, 96, 64, 0, reps);
+    bench_sdpa(dev, "SDPA SISA A bf16 B8 H12 T4096 80/64", "wmma", B, H, T, 80, 64, 0, 5);
     const int64_t M = 8 * 2048;
     bench_mm(dev, "ceiling", SISA_BF16, 8192, 8192, 8192, reps);
     bench_mm(dev, "152M W_Q/K/V/O", SISA_BF16, M, 768, 768, reps);
-    bench_mm(dev, "152M W_B/W_C ds16", SISA_BF16, M, 192, 768, reps);
-    bench_mm(dev, "152M QKV fused", SISA_BF16, M, 3 * 768, 768, reps);
-    bench_mm(dev, "152M FFN gate/up ds16", SISA_BF16, M, 2908, 768, reps);
-    bench_mm(dev, "152M FFN down ds16", SISA_BF16, M, 768, 2908, reps);
-    bench_mm(dev, "152M FFN gate/up T", SISA_BF16, M, 3072, 768, reps);
-    bench_mm(dev, "152M logits", SISA_BF16, M, 50277, 768, reps);
-    bench_mm(dev, "152M W_Q f32", SISA_F32, M, 768, 768, reps);
     sisa_device_free(dev);
     return 0;
 }
