@@ -199,7 +199,8 @@ static void matmul(builder *b, cudnnBackendDescriptor_t a, cudnnBackendDescripto
 }
 
 /* Build the SDPA graph and an execution plan for node n. Returns the plan or NULL (why). */
-/* variant bits: 1 = no (virtual) stats branch, 2 = comparison computed in fp32 (not boolean) */
+/* variant bits: 1 = no (virtual) stats branch, 2 = comparison computed in fp32 (not boolean),
+ * 4 = P (the softmax output feeding the second matmul) in the io dtype instead of fp32 */
 static cudnnBackendDescriptor_t build_plan(cudnnHandle_t h, const sc_node *n, bool causal, int64_t *ws,
                                            char *why, int variant) {
     builder bd = {.why = why, .next_virt = 0};
@@ -249,7 +250,7 @@ static cudnnBackendDescriptor_t build_plan(cudnnHandle_t h, const sc_node *n, bo
         cudnnBackendDescriptor_t St = vtensor(b, f32, B, H, Tq, 1);
         pointwise(b, CUDNN_POINTWISE_ADD, M, LZ, NULL, St, 0, f32);
     }
-    cudnnBackendDescriptor_t P = vtensor(b, f32, B, H, Tq, Tk);
+    cudnnBackendDescriptor_t P = vtensor(b, (variant & 4) ? io : f32, B, H, Tq, Tk);
     pointwise(b, CUDNN_POINTWISE_DIV, E, Z, NULL, P, 0, f32);
     matmul(b, P, tV, tO);
 
@@ -343,11 +344,13 @@ static cd_plan *get_plan(sc_device *d, const sc_node *n) {
         found->nkey = nk;
         /* graph variants tried in order; the first refusal's message is the one reported */
         char why[160] = "";
-        for (int v = 0; v < 4 && !found->plan; v++) {
+        static const int order[8] = {4, 5, 6, 7, 0, 1, 2, 3};
+        for (int vi = 0; vi < 8 && !found->plan; vi++) {
+            const int v = order[vi];
             found->plan = build_plan(c->handle, n, n->ip[0] != 0, &found->workspace, why, v);
             if (getenv("SISA_CUDA_TRACE"))
                 fprintf(stderr, "cuda: cuDNN SDPA plan variant %d: %s\n", v, found->plan ? "built" : why);
-            if (v == 0) snprintf(found->why, sizeof found->why, "%s", why);
+            if (vi == 0) snprintf(found->why, sizeof found->why, "%s", why);
         }
         found->ok = found->plan != NULL;
     }

@@ -5,7 +5,8 @@
  *   form B: s[i,j] = scale · (Q_i[:dc]·K_j[:dc] + exp(gq_i - gk_j) · Q_i[dc:]·K_j[dc:])
  * causal by absolute position (key j visible iff j <= p0 + i), output (B, Tq, H, Dv) by dst strides.
  *
- * Layout of the work: one block = 64 queries of one (b, h) on 4 warps, one warp = 16 query rows.
+ * Layout of the work: one block = 16·NW queries of one (b, h) on NW warps (4, or 8 with
+ * SISA_CUDA_FA_WARPS=8), one warp = 16 query rows.
  * Key/value tiles of 64 rows stream through shared memory, double-buffered with 16-byte cp.async
  * (zero-filled past Tk and past D). Q lives in registers as mma A fragments for the whole kernel;
  * S = Q·Kᵀ and O += P·V are inline-PTX mma.sync.m16n8k16 (fp32 accumulate), fragments loaded with
@@ -23,17 +24,18 @@
  * (pad16(D), pad16(Dv)) one of the compiled shapes, form B with dc a multiple of 16 (or >= D).
  * Anything else goes to the older wmma or scalar kernels in sdpa.cu.
  */
+#include <stdlib.h>
+
 #include <type_traits>
 
 #include "sc_common.cuh"
 
-#define FA_BQ 64
-#define FA_BK 64
-#define FA_NW 4
+#define FA_BK 64 /* keys per tile; queries per block = 16 x warps (NW = 4 or 8) */
 
 static __host__ __device__ inline int fa_pad16(int x) { return (x + 15) & ~15; }
 
-template <int DQ, int DV> struct fa_smem {
+template <int DQ, int DV, int NW> struct fa_smem {
+    static constexpr int FA_BQ = 16 * NW;
     static constexpr int LQ = DQ + 8, LV = DV + 8; /* +16 bytes per row: conflict-free ldmatrix */
     static constexpr size_t oQ = 0;
     static constexpr size_t oK = oQ + (size_t)FA_BQ * LQ * 2;
@@ -94,12 +96,12 @@ template <> __device__ __forceinline__ uint32_t pack2<__half>(float lo, float hi
 
 /* Copy rows [r0, r0+nrows) x channels [0, WP) of a (rows, width) matrix with row stride rs into
  * shared memory (leading dim ld), zero-filling rows >= rmax and channels >= width. */
-template <typename T, int WP, int NROWS>
+template <typename T, int WP, int NROWS, int NW>
 __device__ __forceinline__ void load_tile(T *dst, int ld, const T *src, int64_t rs, int64_t r0,
                                           int64_t rmax, int width) {
     constexpr int CPR = WP / 8; /* 16-byte chunks per row */
 #pragma unroll 4
-    for (int e = threadIdx.x; e < NROWS * CPR; e += FA_NW * 32) {
+    for (int e = threadIdx.x; e < NROWS * CPR; e += NW * 32) {
         const int r = e / CPR, c = (e % CPR) * 8;
         const bool ok = r0 + r < rmax && c < width;
         const T *p = ok ? src + (r0 + r) * rs + c : src;
@@ -107,9 +109,10 @@ __device__ __forceinline__ void load_tile(T *dst, int ld, const T *src, int64_t 
     }
 }
 
-template <typename T, int DQ, int DV, bool FB>
-__global__ void __launch_bounds__(FA_NW * 32) k_sdpa_fa(sc_node n) {
-    using S = fa_smem<DQ, DV>;
+template <typename T, int DQ, int DV, bool FB, int NW>
+__global__ void __launch_bounds__(NW * 32) k_sdpa_fa(sc_node n) {
+    using S = fa_smem<DQ, DV, NW>;
+    constexpr int FA_BQ = 16 * NW;
     constexpr int LQ = S::LQ, LV = S::LV;
     constexpr int NT = FA_BK / 8;  /* score n-tiles per warp row block */
     constexpr int NO = DV / 8;     /* output n-tiles */
@@ -150,10 +153,10 @@ __global__ void __launch_bounds__(FA_NW * 32) k_sdpa_fa(sc_node n) {
         if (i1 < Tq) gq1 = sc_ld(gq, sc_off(gq, 0, b, h, i1)) * 1.4426950408889634f;
     }
 
-    load_tile<T, DQ, FA_BQ>(Qs, LQ, Qb, Q.nb[2], q0, Tq, D);
+    load_tile<T, DQ, FA_BQ, NW>(Qs, LQ, Qb, Q.nb[2], q0, Tq, D);
     if (ntiles > 0) {
-        load_tile<T, DQ, FA_BK>(Ks, LQ, Kb, K.nb[2], 0, Tk, D);
-        load_tile<T, DV, FA_BK>(Vs, LV, Vb, V.nb[2], 0, Tk, Dv);
+        load_tile<T, DQ, FA_BK, NW>(Ks, LQ, Kb, K.nb[2], 0, Tk, D);
+        load_tile<T, DV, FA_BK, NW>(Vs, LV, Vb, V.nb[2], 0, Tk, Dv);
         if (FB && threadIdx.x < FA_BK)
             gks[threadIdx.x] = threadIdx.x < Tk ? sc_ld(gk, sc_off(gk, 0, b, h, threadIdx.x)) * 1.4426950408889634f : 0.0f;
     }
@@ -170,8 +173,8 @@ __global__ void __launch_bounds__(FA_NW * 32) k_sdpa_fa(sc_node n) {
         const int64_t kt = (int64_t)it * FA_BK;
         if (it + 1 < ntiles) {
             const int ns = st ^ 1;
-            load_tile<T, DQ, FA_BK>(Ks + ns * FA_BK * LQ, LQ, Kb, K.nb[2], kt + FA_BK, Tk, D);
-            load_tile<T, DV, FA_BK>(Vs + ns * FA_BK * LV, LV, Vb, V.nb[2], kt + FA_BK, Tk, Dv);
+            load_tile<T, DQ, FA_BK, NW>(Ks + ns * FA_BK * LQ, LQ, Kb, K.nb[2], kt + FA_BK, Tk, D);
+            load_tile<T, DV, FA_BK, NW>(Vs + ns * FA_BK * LV, LV, Vb, V.nb[2], kt + FA_BK, Tk, Dv);
             if (FB && threadIdx.x < FA_BK) {
                 const int64_t j = kt + FA_BK + threadIdx.x;
                 gks[ns * FA_BK + threadIdx.x] = j < Tk ? sc_ld(gk, sc_off(gk, 0, b, h, j)) * 1.4426950408889634f : 0.0f;
@@ -334,6 +337,12 @@ static bool fa_tensor_ok(const sc_tensor &t) {
     return ((uintptr_t)t.p % 16) == 0;
 }
 
+/* Warps per block (16 query rows each): 4 unless SISA_CUDA_FA_WARPS=8 (benchmarks, tests). */
+static int sc_sdpa_fa_warps(void) {
+    const char *e = getenv("SISA_CUDA_FA_WARPS");
+    return e && atoi(e) == 8 ? 8 : 4;
+}
+
 /* 0 = the fast kernel cannot take this node; else its dynamic shared memory. */
 extern "C" size_t sc_sdpa_fa_smem(const sc_node *n) {
     const sc_tensor &Q = n->src[0], &K = n->src[1], &V = n->src[2];
@@ -348,26 +357,30 @@ extern "C" size_t sc_sdpa_fa_smem(const sc_node *n) {
     }
     const int DQ = fa_pad16(D), DV = fa_pad16(Dv);
     if (!fa_shape_known(DQ, DV)) return 0;
-    return (size_t)(DQ + 8) * FA_BQ * 2 + 2 * (size_t)FA_BK * (DQ + 8) * 2 +
+    return (size_t)(DQ + 8) * 16 * sc_sdpa_fa_warps() * 2 + 2 * (size_t)FA_BK * (DQ + 8) * 2 +
            2 * (size_t)FA_BK * (DV + 8) * 2 + 2 * FA_BK * 4;
 }
 
-template <typename T, int DQ, int DV, bool FB>
-static cudaError_t fa_go(const sc_node *n, dim3 grid, cudaStream_t s) {
-    const size_t smem = fa_smem<DQ, DV>::total;
+template <typename T, int DQ, int DV, bool FB, int NW>
+static cudaError_t fa_go(const sc_node *n, cudaStream_t s) {
+    const size_t smem = fa_smem<DQ, DV, NW>::total;
+    const int64_t B = n->src[0].ne[0], H = n->src[0].ne[1], Tq = n->src[0].ne[2];
+    dim3 grid((unsigned)((Tq + 16 * NW - 1) / (16 * NW)), (unsigned)(B * H));
     /* every launch (cheap): the attribute is per device */
-    cudaError_t e = cudaFuncSetAttribute(k_sdpa_fa<T, DQ, DV, FB>,
+    cudaError_t e = cudaFuncSetAttribute(k_sdpa_fa<T, DQ, DV, FB, NW>,
                                          cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
     if (e != cudaSuccess) return e;
-    k_sdpa_fa<T, DQ, DV, FB><<<grid, FA_NW * 32, smem, s>>>(*n);
+    k_sdpa_fa<T, DQ, DV, FB, NW><<<grid, NW * 32, smem, s>>>(*n);
     return cudaGetLastError();
 }
 
 template <typename T>
-static cudaError_t fa_dispatch(const sc_node *n, int DQ, int DV, bool fb, dim3 grid, cudaStream_t s) {
-#define FA_D(a, b)                                                   \
-    if (DQ == a && DV == b)                                          \
-        return fb ? fa_go<T, a, b, true>(n, grid, s) : fa_go<T, a, b, false>(n, grid, s);
+static cudaError_t fa_dispatch(const sc_node *n, int DQ, int DV, bool fb, int nw, cudaStream_t s) {
+#define FA_D(a, b)                                                                          \
+    if (DQ == a && DV == b) {                                                               \
+        if (nw == 8) return fb ? fa_go<T, a, b, true, 8>(n, s) : fa_go<T, a, b, false, 8>(n, s); \
+        return fb ? fa_go<T, a, b, true, 4>(n, s) : fa_go<T, a, b, false, 4>(n, s);         \
+    }
     FA_SHAPES(FA_D)
 #undef FA_D
     return cudaErrorInvalidValue;
@@ -380,7 +393,7 @@ extern "C" cudaError_t sc_launch_sdpa_fa(const sc_node *n, cudaStream_t s) {
     if (sc_sdpa_fa_smem(n) == 0) return cudaErrorInvalidValue;
     const int DQ = fa_pad16((int)n->src[0].ne[3]), DV = fa_pad16((int)n->src[2].ne[3]);
     const bool fb = n->src[3].p != nullptr;
-    dim3 grid((unsigned)((Tq + FA_BQ - 1) / FA_BQ), (unsigned)(B * H));
-    if (n->src[0].dt == SC_BF16) return fa_dispatch<__nv_bfloat16>(n, DQ, DV, fb, grid, s);
-    return fa_dispatch<__half>(n, DQ, DV, fb, grid, s);
+    const int nw = sc_sdpa_fa_warps();
+    if (n->src[0].dt == SC_BF16) return fa_dispatch<__nv_bfloat16>(n, DQ, DV, fb, nw, s);
+    return fa_dispatch<__half>(n, DQ, DV, fb, nw, s);
 }

@@ -143,6 +143,12 @@ int main(int argc, char **argv) {
     bench_sdpa(dev, "SDPA SISA A bf16 B8 H12 T4096 96/64 (ds32)", "cudnn", B, H, T, 96, 64, 0, reps);
     bench_sdpa(dev, "SDPA SISA A bf16 B8 H12 T4096 96/64 (ds32)", "own", B, H, T, 96, 64, 0, reps);
     bench_sdpa(dev, "SDPA SISA A bf16 B8 H12 T4096 80/64", "wmma", B, H, T, 80, 64, 0, 5);
+    setenv("SISA_CUDA_FA_WARPS", "8", 1); /* own kernel with 128-query blocks */
+    bench_sdpa(dev, "SDPA SISA A bf16 B8 H12 T4096 80/64 8 warps", "own", B, H, T, 80, 64, 0, reps);
+    bench_sdpa(dev, "SDPA SISA B bf16 B8 H12 T4096 80/64 8 warps", "own", B, H, T, 80, 64, 1, reps);
+    bench_sdpa(dev, "SDPA Transformer bf16 T4096 64/64 8 warps", "own", B, H, T, 64, 64, 0, reps);
+    bench_sdpa(dev, "SDPA SISA A bf16 T2048 80/64 8 warps", "own", B, H, 2048, 80, 64, 0, reps);
+    unsetenv("SISA_CUDA_FA_WARPS");
     const int64_t M = 8 * 2048;
     bench_mm(dev, "ceiling", SISA_BF16, 8192, 8192, 8192, reps);
     bench_mm(dev, "152M W_Q/K/V/O", SISA_BF16, M, 768, 768, reps);
