@@ -285,9 +285,9 @@ static void case_augment(ctx *c, int v) {
 static void case_matmul(ctx *c, int v) {
     static const int64_t shapes[][3] = {{1, 17, 33},  {3, 33, 300}, {7, 100, 17},  {8, 1, 16},
                                         {13, 45, 513}, {113, 70, 64}, {37, 129, 1}, {12, 32, 256},
-                                        {64, 300, 770}};
-    int s = v % 9;
-    sisa_dtype bdt = dt_of(v / 9);
+                                        {64, 300, 770}, {200, 12, 64}, {130, 40, 33}};
+    int s = v % 11;
+    sisa_dtype bdt = dt_of(v / 11);
     int64_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
     sisa_tensor *a = input(c, "a", SISA_F32, 1, 1, M, K);
     sisa_tensor *w = input(c, "w", bdt, 1, 1, N, K);
@@ -609,7 +609,7 @@ static void run_all_cases(void) {
     for (int v = 0; v < 2; v++) run_case("argmax 50277", case_argmax_long, v);
     for (int v = 0; v < 3; v++) run_case("swiglu", case_swiglu, v);
     for (int v = 0; v < 2; v++) run_case("augment", case_augment, v);
-    for (int v = 0; v < 27; v++) run_case("matmul", case_matmul, v);
+    for (int v = 0; v < 33; v++) run_case("matmul", case_matmul, v);
     for (int v = 0; v < 8; v++) run_case("matmul batched", case_matmul_batched, v);
     for (int v = 0; v < 48; v++) run_case("ssm", case_ssm, v);
     for (int v = 0; v < (int)(sizeof sdpa_cases / sizeof sdpa_cases[0]); v++) run_case("sdpa", case_sdpa, v);

@@ -409,8 +409,8 @@ typedef struct gemm_job {
     int64_t ldc, c_bstride; /* elements */
     int accumulate;
     /* tiling */
-    int64_t n_panels, n_chunks, n_mblocks;
-    float **scratch; /* per thread: KC x (MAX_PANELS_PER_TASK + 1) x NR floats */
+    int64_t n_panels, n_chunks, n_mblocks, mb_rows;
+    sisa_cpu_pool *pool; /* per-thread packing buffers: its SISA_FAST_SLOT_TASK scratch */
     int failed;
 } gemm_job;
 
@@ -425,17 +425,14 @@ static void gemm_task(int64_t t, int tid, void *varg) {
 
     int64_t p0 = chunk * J->n_panels / J->n_chunks, p1 = (chunk + 1) * J->n_panels / J->n_chunks;
     int64_t j0 = p0 * nr, j1 = p1 * nr < J->N ? p1 * nr : J->N;
-    int64_t i0 = mb * MB_ROWS, i1 = i0 + MB_ROWS < J->M ? i0 + MB_ROWS : J->M;
+    int64_t i0 = mb * J->mb_rows, i1 = i0 + J->mb_rows < J->M ? i0 + J->mb_rows : J->M;
     if (j0 >= j1) return;
 
-    float *Bp = J->scratch[tid];
+    size_t bytes = (size_t)KC * (MAX_PANELS_PER_TASK + 1) * (size_t)nr * sizeof(float);
+    float *Bp = sisa_fast_scratch(J->pool, tid, SISA_FAST_SLOT_TASK, bytes);
     if (!Bp) {
-        size_t bytes = (size_t)KC * (MAX_PANELS_PER_TASK + 1) * (size_t)nr * sizeof(float);
-        Bp = J->scratch[tid] = aligned_alloc(64, bytes);
-        if (!Bp) {
-            J->failed = 1;
-            return;
-        }
+        J->failed = 1;
+        return;
     }
     const float *A = J->A + b * J->a_bstride;
     sisa_fast_mat B = J->B;
@@ -462,6 +459,7 @@ static void gemm_task(int64_t t, int tid, void *varg) {
             }
         }
     }
+    sisa_fast_scratch_done(J->pool, Bp);
 }
 
 /* Few rows: no packing. Task = (batch, chunk of B rows). */
@@ -472,13 +470,10 @@ static void dots_task(int64_t t, int tid, void *varg) {
     int64_t nch = (J->N + DOT_CHUNK - 1) / DOT_CHUNK;
     int64_t b = t / nch, j0 = (t % nch) * DOT_CHUNK;
     int64_t j1 = j0 + DOT_CHUNK < J->N ? j0 + DOT_CHUNK : J->N;
-    float *row = J->scratch[tid];
+    float *row = sisa_fast_scratch(J->pool, tid, SISA_FAST_SLOT_TASK, (size_t)(J->K + 16) * sizeof(float));
     if (!row) {
-        row = J->scratch[tid] = aligned_alloc(64, (size_t)(J->K + 16) * sizeof(float));
-        if (!row) {
-            J->failed = 1;
-            return;
-        }
+        J->failed = 1;
+        return;
     }
     const float *A = J->A + b * J->a_bstride;
     const char *Bb = (const char *)J->B.p + b * J->b_bstride;
@@ -490,6 +485,7 @@ static void dots_task(int64_t t, int tid, void *varg) {
         for (int64_t i = 0; i < J->M; i++)
             C[i * J->ldc + j] = J->accumulate ? C[i * J->ldc + j] + out[i] : out[i];
     }
+    sisa_fast_scratch_done(J->pool, row);
 }
 
 /* Convert A (any dtype/strides) to contiguous f32, one task per (batch, row). */
@@ -534,7 +530,7 @@ static sisa_status gemm_batched(sisa_cpu_pool *pool, int64_t nbatch, int64_t M, 
         J.lda = A.rs / 4;
         J.a_bstride = a_bstride / 4;
     } else {
-        aconv = malloc((size_t)(nbatch * M * K) * sizeof(float));
+        aconv = sisa_fast_scratch(pool, 0, SISA_FAST_SLOT_SHARED0, (size_t)(nbatch * M * K) * sizeof(float));
         if (!aconv)
             return sisa_err(SISA_OUT_OF_MEMORY, "cpu gemm: no memory to convert A (%lld x %lld)",
                             (long long)M, (long long)K);
@@ -545,18 +541,15 @@ static sisa_status gemm_batched(sisa_cpu_pool *pool, int64_t nbatch, int64_t M, 
         J.a_bstride = M * K;
     }
 
-    J.scratch = calloc((size_t)nth, sizeof(float *));
-    if (!J.scratch) {
-        free(aconv);
-        return sisa_err(SISA_OUT_OF_MEMORY, "cpu gemm: out of host memory");
-    }
+    J.pool = pool;
 
     if (M < SMALL_M) {
         int64_t nch = (N + DOT_CHUNK - 1) / DOT_CHUNK;
         sisa_fast_pool_run(pool, nbatch * nch, dots_task, &J);
     } else {
-        const int nr = im->kit.nr;
+        const int nr = im->kit.nr, mr = im->kit.mr;
         J.n_panels = (N + nr - 1) / nr;
+        J.mb_rows = MB_ROWS;
         J.n_mblocks = (M + MB_ROWS - 1) / MB_ROWS;
         /* Column chunks: a multiple of the thread count when the other dims do not already give
          * every thread work; never more than MAX_PANELS_PER_TASK panels each. */
@@ -569,12 +562,23 @@ static sisa_status gemm_batched(sisa_cpu_pool *pool, int64_t nbatch, int64_t M, 
         }
         if (per > J.n_panels) per = J.n_panels;
         J.n_chunks = per;
+        /* Few columns (the SSM projections: N = 12..192): split the rows finer instead, each
+         * task packing its own copy of the (small) B chunk. */
+        if (outer * J.n_chunks < 4 * nth && M >= 8 * mr) {
+            int64_t want_m = (4 * nth + nbatch * J.n_chunks - 1) / (nbatch * J.n_chunks);
+            int64_t rows = (M + want_m - 1) / want_m;
+            rows = (rows + mr - 1) / mr * mr;
+            if (rows < 4 * mr) rows = 4 * mr;
+            if (rows < J.mb_rows) {
+                J.mb_rows = rows;
+                J.n_mblocks = (M + rows - 1) / rows;
+                outer = nbatch * J.n_mblocks;
+            }
+        }
         sisa_fast_pool_run(pool, outer * J.n_chunks, gemm_task, &J);
     }
     int failed = J.failed;
-    for (int t = 0; t < nth; t++) free(J.scratch[t]);
-    free(J.scratch);
-    free(aconv);
+    if (aconv) sisa_fast_scratch_done(pool, aconv);
     if (failed) return sisa_err(SISA_OUT_OF_MEMORY, "cpu gemm: out of host memory for packing");
     return SISA_OK;
 }
@@ -595,22 +599,16 @@ sisa_status sisa_fast_matmul(sisa_cpu_pool *pool, const sisa_tensor *node) {
     float *C = sisa_cpu_data(node);
     sisa_fast_mat Am = {sisa_cpu_data(a), a->dtype, a->stride[2], a->stride[3]};
     sisa_fast_mat Bm = {sisa_cpu_data(b), b->dtype, b->stride[2], b->stride[3]};
-    /* One batched call when the batch dims collapse to one stride (the common cases: no
-     * batch, or contiguous batches); otherwise one call per leading index. */
+    /* Batch (p, q) reads a at p*as0 + q*as1 and b at p*bs0 + q*bs1 (0 where b broadcasts). One
+     * batched call covers all A0*A1 batches when those offsets are linear in p*A1 + q (always for
+     * A0 == 1 or A1 == 1, and for contiguous batches); otherwise one call per p. */
     bool b_bcast0 = b->shape[0] == 1, b_bcast1 = b->shape[1] == 1;
-    if (A0 == 1 || (a->stride[0] == a->stride[1] * A1 &&
-                    (b_bcast0 == b_bcast1) &&
-                    (b_bcast0 || b->stride[0] == b->stride[1] * A1))) {
-        int64_t bs = b_bcast1 ? 0 : b->stride[1];
-        if (A0 == 1 || A1 == 1) {
-            /* collapse whichever dim is the real batch */
-            int64_t nb = A0 * A1;
-            int64_t as = A1 > 1 ? a->stride[1] : a->stride[0];
-            int64_t bsb = A1 > 1 ? (b_bcast1 ? 0 : b->stride[1]) : (b_bcast0 ? 0 : b->stride[0]);
-            return gemm_batched(pool, nb, M, N, K, Am, as, Bm, bsb, C, N, M * N, 0);
-        }
-        return gemm_batched(pool, A0 * A1, M, N, K, Am, a->stride[1], Bm, bs, C, N, M * N, 0);
-    }
+    int64_t as0 = a->stride[0], as1 = a->stride[1];
+    int64_t bs0 = b_bcast0 ? 0 : b->stride[0], bs1 = b_bcast1 ? 0 : b->stride[1];
+    if (A0 == 1) return gemm_batched(pool, A1, M, N, K, Am, as1, Bm, bs1, C, N, M * N, 0);
+    if (A1 == 1) return gemm_batched(pool, A0, M, N, K, Am, as0, Bm, bs0, C, N, M * N, 0);
+    if (as0 == A1 * as1 && bs0 == A1 * bs1)
+        return gemm_batched(pool, A0 * A1, M, N, K, Am, as1, Bm, bs1, C, N, M * N, 0);
     for (int64_t p = 0; p < A0; p++) {
         sisa_fast_mat Ap = Am, Bq = Bm;
         Ap.p = (const char *)Am.p + p * a->stride[0];

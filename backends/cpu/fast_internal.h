@@ -18,6 +18,16 @@ typedef void (*sisa_fast_task)(int64_t i, int tid, void *arg);
 void sisa_fast_pool_run(sisa_cpu_pool *p, int64_t n, sisa_fast_task fn, void *arg);
 int sisa_fast_pool_threads(const sisa_cpu_pool *p); /* 1 for NULL */
 
+/* Scratch memory that the pool keeps between runs (64-byte aligned, grown on demand, freed with
+ * the pool): buffer `slot` of thread `tid`. A kernel uses slot SISA_FAST_SLOT_TASK of its own tid
+ * inside tasks, and the caller's (tid 0) other slots for buffers shared by a whole run, got
+ * before the run starts. The contents are not kept. NULL when out of memory. With a NULL pool
+ * it is plain aligned_alloc memory; either way hand it back with sisa_fast_scratch_done (which
+ * frees only in the NULL-pool case). */
+enum { SISA_FAST_SLOT_TASK = 0, SISA_FAST_SLOT_SHARED0 = 1, SISA_FAST_SLOTS = 5 };
+void *sisa_fast_scratch(sisa_cpu_pool *p, int tid, int slot, size_t bytes);
+void sisa_fast_scratch_done(sisa_cpu_pool *p, void *ptr);
+
 /* ---- instruction set (fast_vec.c) ---- */
 
 typedef enum sisa_fast_isa {

@@ -24,8 +24,9 @@ struct row_job {
     const sisa_tensor *node;
     row_fn fn;
     int64_t nrows, rows_per_task;
-    size_t scratch_floats;
-    float *scratch; /* nthreads x scratch_floats */
+    size_t scratch_floats; /* per thread */
+    sisa_cpu_pool *pool;
+    int failed;
     const float *table; /* op-specific shared data (RMS_NORM weight, ROPE cos/sin) */
     int64_t table_w;
 };
@@ -34,8 +35,13 @@ static void row_task(int64_t t, int tid, void *arg) {
     row_job *J = arg;
     int64_t r0 = t * J->rows_per_task;
     int64_t r1 = r0 + J->rows_per_task < J->nrows ? r0 + J->rows_per_task : J->nrows;
-    float *scratch = J->scratch + (size_t)tid * J->scratch_floats;
+    float *scratch = sisa_fast_scratch(J->pool, tid, SISA_FAST_SLOT_TASK, J->scratch_floats * sizeof(float));
+    if (!scratch) {
+        J->failed = 1;
+        return;
+    }
     for (int64_t r = r0; r < r1; r++) J->fn(J, r, scratch);
+    sisa_fast_scratch_done(J->pool, scratch);
 }
 
 static int64_t node_rows(const sisa_tensor *t) { return t->shape[0] * t->shape[1] * t->shape[2]; }
@@ -58,18 +64,17 @@ static sisa_status run_rows(sisa_cpu_pool *pool, row_job *J, int64_t row_elems) 
         if (rpt < 1) rpt = 1;
     }
     J->rows_per_task = rpt;
-    size_t sf = (J->scratch_floats + 15) & ~(size_t)15; /* 64-byte aligned per thread */
-    J->scratch_floats = sf;
-    J->scratch = NULL;
-    if (sf) {
-        J->scratch = aligned_alloc(64, (size_t)nth * sf * sizeof(float));
-        if (!J->scratch)
-            return sisa_err(SISA_OUT_OF_MEMORY, "cpu %s: out of host memory for row scratch",
-                            sisa_op_name(J->node->op));
-    }
+    J->pool = pool;
+    J->failed = 0;
     int64_t ntasks = (J->nrows + rpt - 1) / rpt;
-    sisa_fast_pool_run(nth == 1 ? NULL : pool, ntasks, row_task, J);
-    free(J->scratch);
+    if (nth == 1) {
+        for (int64_t t = 0; t < ntasks; t++) row_task(t, 0, J); /* on the caller: tid 0 */
+    } else {
+        sisa_fast_pool_run(pool, ntasks, row_task, J);
+    }
+    if (J->failed)
+        return sisa_err(SISA_OUT_OF_MEMORY, "cpu %s: out of host memory for row scratch",
+                        sisa_op_name(J->node->op));
     return SISA_OK;
 }
 
@@ -155,13 +160,13 @@ static void rms_row(row_job *J, int64_t r, float *scratch) {
 sisa_status sisa_fast_rms_norm(sisa_cpu_pool *pool, const sisa_tensor *node) {
     const sisa_tensor *w = node->src[1];
     int64_t D = node->shape[3];
-    float *wf = malloc((size_t)D * sizeof(float));
+    float *wf = sisa_fast_scratch(pool, 0, SISA_FAST_SLOT_SHARED0, (size_t)D * sizeof(float));
     if (!wf) return sisa_err(SISA_OUT_OF_MEMORY, "cpu RMS_NORM: out of host memory");
     sisa_fast_load_row(wf, sisa_cpu_data(w), w->dtype, w->stride[3], D);
     row_job J = {.node = node, .fn = rms_row, .nrows = node_rows(node),
                  .scratch_floats = 2 * (size_t)D, .table = wf};
     sisa_status st = run_rows(pool, &J, D);
-    free(wf);
+    sisa_fast_scratch_done(pool, wf);
     return st;
 }
 
@@ -208,11 +213,12 @@ sisa_status sisa_fast_rope(sisa_cpu_pool *pool, const sisa_tensor *node) {
     int64_t T = node->shape[1], D = node->shape[3], half = D / 2;
     double log_base = log((double)node->fparams[0]);
     rope_table_job R = {.half = half, .p0 = node->iparams[0]};
-    R.tab = malloc((size_t)(T * D) * sizeof(float));
-    double *freq = malloc((size_t)(half > 0 ? half : 1) * sizeof(double));
+    R.tab = sisa_fast_scratch(pool, 0, SISA_FAST_SLOT_SHARED0, (size_t)(T * D) * sizeof(float));
+    double *freq = sisa_fast_scratch(pool, 0, SISA_FAST_SLOT_SHARED0 + 1,
+                                     (size_t)(half > 0 ? half : 1) * sizeof(double));
     if (!R.tab || !freq) {
-        free(R.tab);
-        free(freq);
+        if (R.tab) sisa_fast_scratch_done(pool, R.tab);
+        if (freq) sisa_fast_scratch_done(pool, freq);
         return sisa_err(SISA_OUT_OF_MEMORY, "cpu ROPE: out of host memory");
     }
     for (int64_t m = 0; m < half; m++) freq[m] = exp(-((double)(2 * m) / (double)D) * log_base);
@@ -221,8 +227,8 @@ sisa_status sisa_fast_rope(sisa_cpu_pool *pool, const sisa_tensor *node) {
     row_job J = {.node = node, .fn = rope_row, .nrows = node_rows(node),
                  .scratch_floats = 2 * (size_t)D, .table = R.tab};
     sisa_status st = run_rows(pool, &J, D);
-    free(R.tab);
-    free(freq);
+    sisa_fast_scratch_done(pool, R.tab);
+    sisa_fast_scratch_done(pool, freq);
     return st;
 }
 

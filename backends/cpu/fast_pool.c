@@ -27,6 +27,14 @@
 /* ~20-50 µs of polling before sleeping; short enough not to steal a core for long. */
 #define SPIN_ITERS 4000
 
+/* Scratch kept by the pool between runs (see fast_internal.h): per thread, SISA_FAST_SLOTS
+ * buffers that only grow, so the kernels of a forward do not mmap/munmap (and page-fault) their
+ * packing buffers on every node. */
+typedef struct scratch_buf {
+    void *p;
+    size_t size;
+} scratch_buf;
+
 struct sisa_cpu_pool {
     int n; /* threads including the caller */
     pthread_t *threads;
@@ -44,6 +52,8 @@ struct sisa_cpu_pool {
     atomic_int pending;     /* workers that have not finished the current generation */
     atomic_ullong gen;
     atomic_bool stop;
+
+    scratch_buf (*scratch)[SISA_FAST_SLOTS]; /* [n][SISA_FAST_SLOTS] */
 };
 
 struct worker_arg {
@@ -51,17 +61,22 @@ struct worker_arg {
     int tid;
 };
 
+
 static _Thread_local const sisa_cpu_pool *tl_pool; /* the pool whose task this thread runs */
+static _Thread_local int tl_tid;                    /* ... as which thread index */
 
 static void drain(sisa_cpu_pool *p, int tid) {
     const sisa_cpu_pool *outer = tl_pool;
+    int outer_tid = tl_tid;
     tl_pool = p;
+    tl_tid = tid;
     for (;;) {
         int64_t i = atomic_fetch_add_explicit(&p->next, 1, memory_order_relaxed);
         if (i >= p->n_items) break;
         p->fn(i, tid, p->arg);
     }
     tl_pool = outer;
+    tl_tid = outer_tid;
 }
 
 static void *worker_main(void *varg) {
@@ -101,6 +116,11 @@ sisa_status sisa_cpu_pool_new(int n_threads, sisa_cpu_pool **out) {
     sisa_cpu_pool *p = calloc(1, sizeof *p);
     if (!p) return sisa_err(SISA_OUT_OF_MEMORY, "cpu pool: out of host memory");
     p->n = n_threads;
+    p->scratch = calloc((size_t)n_threads, sizeof *p->scratch);
+    if (!p->scratch) {
+        free(p);
+        return sisa_err(SISA_OUT_OF_MEMORY, "cpu pool: out of host memory");
+    }
     pthread_mutex_init(&p->run_mu, NULL);
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv_start, NULL);
@@ -144,7 +164,30 @@ void sisa_cpu_pool_free(sisa_cpu_pool *p) {
     pthread_mutex_destroy(&p->run_mu);
     free(p->threads);
     free(p->args);
+    for (int t = 0; t < p->n && p->scratch; t++)
+        for (int k = 0; k < SISA_FAST_SLOTS; k++) free(p->scratch[t][k].p);
+    free(p->scratch);
     free(p);
+}
+
+void *sisa_fast_scratch(sisa_cpu_pool *p, int tid, int slot, size_t bytes) {
+    if (bytes == 0) bytes = 64;
+    bytes = (bytes + 63) & ~(size_t)63;
+    if (!p) return aligned_alloc(64, bytes);
+    if (tid < 0 || tid >= p->n || slot < 0 || slot >= SISA_FAST_SLOTS) return NULL;
+    scratch_buf *b = &p->scratch[tid][slot];
+    if (b->size < bytes) {
+        free(b->p);
+        b->size = 0;
+        b->p = aligned_alloc(64, bytes);
+        if (!b->p) return NULL;
+        b->size = bytes;
+    }
+    return b->p;
+}
+
+void sisa_fast_scratch_done(sisa_cpu_pool *p, void *ptr) {
+    if (!p) free(ptr);
 }
 
 int sisa_cpu_pool_size(const sisa_cpu_pool *p) { return p ? p->n : 1; }
@@ -152,8 +195,13 @@ int sisa_fast_pool_threads(const sisa_cpu_pool *p) { return p ? p->n : 1; }
 
 void sisa_fast_pool_run(sisa_cpu_pool *p, int64_t n, sisa_fast_task fn, void *arg) {
     if (n <= 0) return;
-    /* Inline: no pool, one thread, one task, or a nested run from one of this pool's tasks. */
-    if (!p || p->n == 1 || n == 1 || tl_pool == p) {
+    /* Inline: a nested run from one of this pool's tasks (keeping that thread's index, so
+     * per-thread scratch stays private), no pool, one thread, or one task. */
+    if (p && tl_pool == p) {
+        for (int64_t i = 0; i < n; i++) fn(i, tl_tid, arg);
+        return;
+    }
+    if (!p || p->n == 1 || n == 1) {
         for (int64_t i = 0; i < n; i++) fn(i, 0, arg);
         return;
     }

@@ -37,8 +37,9 @@ typedef struct sdpa_job {
     int64_t pair0;           /* first (b, h) pair of this group */
     float *kpack, *vpack;    /* group x per-pair */
     unsigned char *vbad;     /* group x nkb: the key block's V holds a NaN or Inf */
-    float *scratch;
+    sisa_cpu_pool *pool;
     size_t scratch_floats;
+    int failed;
 } sdpa_job;
 
 /* ---- phase 1: pack K and V of one (b, h) pair ---- */
@@ -94,7 +95,12 @@ static void attn_task(int64_t task, int tid, void *arg) {
     int64_t pair = J->pair0 + gi, b = pair / J->H, h = pair % J->H;
     int64_t i0 = qb * BQ, nq = J->Tq - i0 < BQ ? J->Tq - i0 : BQ;
 
-    float *Qs = J->scratch + (size_t)tid * J->scratch_floats; /* [BQ][Dqk] */
+    float *Qs = sisa_fast_scratch(J->pool, tid, SISA_FAST_SLOT_TASK, J->scratch_floats * sizeof(float));
+    if (!Qs) {
+        J->failed = 1;
+        return;
+    }
+    /* [BQ][Dqk] queries, then: */
     float *S = Qs + BQ * Dqk;      /* [BQ][BK] scores, then probabilities */
     float *S2 = S + BQ * BK;       /* [BQ][BK] form B: SSM part */
     float *O = S2 + BQ * BK;       /* [BQ][Dvp] */
@@ -208,6 +214,7 @@ static void attn_task(int64_t task, int tid, void *arg) {
             memset(dst, 0, (size_t)J->Dv * sizeof(float));
         }
     }
+    sisa_fast_scratch_done(J->pool, Qs);
 }
 
 sisa_status sisa_fast_sdpa(sisa_cpu_pool *pool, const sisa_tensor *node) {
@@ -246,30 +253,26 @@ sisa_status sisa_fast_sdpa(sisa_cpu_pool *pool, const sisa_tensor *node) {
     if (group < 1) group = 1;
     if (group > pairs) group = pairs;
 
-    int nth = sisa_fast_pool_threads(pool);
+    J.pool = pool;
     J.scratch_floats = (size_t)(J.BQ * J.Dqk + 2 * J.BQ * J.BK + J.BQ * J.Dvp + 3 * J.BQ + 2 * J.BK +
                                 2 * J.BQ /* visn */ + 64);
-    J.scratch_floats = (J.scratch_floats + 15) & ~(size_t)15;
-    J.kpack = aligned_alloc(64, (size_t)group * J.kpack_floats * sizeof(float));
-    J.vpack = aligned_alloc(64, (size_t)group * J.vpack_floats * sizeof(float));
-    J.scratch = aligned_alloc(64, (size_t)nth * J.scratch_floats * sizeof(float));
-    J.vbad = malloc((size_t)(group * J.nkb));
-    if (!J.kpack || !J.vpack || !J.scratch || !J.vbad) {
-        free(J.kpack);
-        free(J.vpack);
-        free(J.scratch);
-        free(J.vbad);
-        return sisa_err(SISA_OUT_OF_MEMORY, "cpu SDPA: out of host memory for %lld packed heads",
-                        (long long)group);
+    J.kpack = sisa_fast_scratch(pool, 0, SISA_FAST_SLOT_SHARED0, (size_t)group * J.kpack_floats * sizeof(float));
+    J.vpack = sisa_fast_scratch(pool, 0, SISA_FAST_SLOT_SHARED0 + 1, (size_t)group * J.vpack_floats * sizeof(float));
+    J.vbad = sisa_fast_scratch(pool, 0, SISA_FAST_SLOT_SHARED0 + 2, (size_t)(group * J.nkb));
+    sisa_status st = SISA_OK;
+    if (!J.kpack || !J.vpack || !J.vbad) {
+        st = sisa_err(SISA_OUT_OF_MEMORY, "cpu SDPA: out of host memory for %lld packed heads",
+                      (long long)group);
+    } else {
+        for (J.pair0 = 0; J.pair0 < pairs && !J.failed; J.pair0 += group) {
+            int64_t g = pairs - J.pair0 < group ? pairs - J.pair0 : group;
+            sisa_fast_pool_run(pool, g, pack_task, &J);
+            sisa_fast_pool_run(pool, g * J.nqb, attn_task, &J);
+        }
+        if (J.failed) st = sisa_err(SISA_OUT_OF_MEMORY, "cpu SDPA: out of host memory for scratch");
     }
-    for (J.pair0 = 0; J.pair0 < pairs; J.pair0 += group) {
-        int64_t g = pairs - J.pair0 < group ? pairs - J.pair0 : group;
-        sisa_fast_pool_run(pool, g, pack_task, &J);
-        sisa_fast_pool_run(pool, g * J.nqb, attn_task, &J);
-    }
-    free(J.kpack);
-    free(J.vpack);
-    free(J.scratch);
-    free(J.vbad);
-    return SISA_OK;
+    if (J.kpack) sisa_fast_scratch_done(pool, J.kpack);
+    if (J.vpack) sisa_fast_scratch_done(pool, J.vpack);
+    if (J.vbad) sisa_fast_scratch_done(pool, J.vbad);
+    return st;
 }

@@ -58,8 +58,9 @@ sisa_status sisa_fast_ssm_decay(sisa_cpu_pool *pool, const sisa_tensor *node) {
 typedef struct chan_job {
     const sisa_tensor *node;
     int64_t H, ds, T;
-    float *scratch; /* per thread: 3*ds floats + ds/2 doubles */
-    size_t scratch_floats;
+    sisa_cpu_pool *pool;
+    size_t scratch_floats; /* per thread */
+    int failed;
 } chan_job;
 
 static void chan_task(int64_t i, int tid, void *arg) {
@@ -67,7 +68,11 @@ static void chan_task(int64_t i, int tid, void *arg) {
     const sisa_tensor *n = J->node, *Bs = n->src[0], *Cs = n->src[1], *th = n->src[2],
                       *gd = n->src[3], *lr = n->src[4], *phi0 = n->src[5];
     int64_t H = J->H, ds = J->ds, T = J->T, half = ds / 2, b = i / H, h = i % H;
-    float *cs_row = J->scratch + (size_t)tid * J->scratch_floats;
+    float *cs_row = sisa_fast_scratch(J->pool, tid, SISA_FAST_SLOT_TASK, J->scratch_floats * sizeof(float));
+    if (!cs_row) {
+        J->failed = 1;
+        return;
+    }
     float *bs_row = cs_row + ds, *th_row = bs_row + ds;
     double *phi = (double *)(th_row + ((half + 1) & ~(int64_t)1));
 
@@ -122,6 +127,7 @@ static void chan_task(int64_t i, int tid, void *arg) {
             sisa_fast_store_row((char *)sisa_cpu_data(n) + ((b * H + h) * T + t) * 2 * ds * sisa_dtype_size(odt),
                                 odt, orow, 2 * ds);
     }
+    sisa_fast_scratch_done(J->pool, cs_row);
 }
 
 sisa_status sisa_fast_ssm_channels(sisa_cpu_pool *pool, const sisa_tensor *node) {
@@ -133,11 +139,14 @@ sisa_status sisa_fast_ssm_channels(sisa_cpu_pool *pool, const sisa_tensor *node)
      * floats), the output row (2*ds) */
     J.scratch_floats = (size_t)(2 * J.ds + ((half + 1) & ~(int64_t)1) + 2 * half + 2 * J.ds + 16);
     J.scratch_floats = (J.scratch_floats + 15) & ~(size_t)15;
-    int nth = sisa_fast_pool_threads(pool);
-    J.scratch = aligned_alloc(64, (size_t)nth * J.scratch_floats * sizeof(float));
-    if (!J.scratch) return sisa_err(SISA_OUT_OF_MEMORY, "cpu SSM_CHANNELS: out of host memory");
     int64_t n = Bs->shape[1] * J.H;
-    sisa_fast_pool_run(n * J.T * J.ds >= 16384 ? pool : NULL, n, chan_task, &J);
-    free(J.scratch);
+    bool par = n * J.T * J.ds >= 16384;
+    J.pool = pool;
+    if (par) {
+        sisa_fast_pool_run(pool, n, chan_task, &J);
+    } else {
+        for (int64_t i = 0; i < n; i++) chan_task(i, 0, &J);
+    }
+    if (J.failed) return sisa_err(SISA_OUT_OF_MEMORY, "cpu SSM_CHANNELS: out of host memory");
     return SISA_OK;
 }

@@ -15,6 +15,7 @@
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #define SISA_X86 1
+#include <cpuid.h>
 #include <immintrin.h>
 #else
 #define SISA_X86 0
@@ -25,16 +26,23 @@
 static int g_isa = -1;      /* in use */
 static int g_isa_hw = -1;   /* best the CPU supports */
 
+#if SISA_X86
+/* F16C from CPUID leaf 1 (ECX bit 29): not every compiler's __builtin_cpu_supports knows it.
+ * Its register state is AVX's, which the "avx2" check below already requires of the OS. */
+static int has_f16c(void) {
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
+}
+#endif
+
 static int detect_hw(void) {
 #if SISA_X86
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
-        __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
+    int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && has_f16c();
+    if (avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
         return SISA_FAST_ISA_AVX512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-        __builtin_cpu_supports("f16c"))
-        return SISA_FAST_ISA_AVX2;
+    if (avx2) return SISA_FAST_ISA_AVX2;
 #endif
     return SISA_FAST_ISA_C;
 }

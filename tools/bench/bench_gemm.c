@@ -123,9 +123,14 @@ int main(int argc, char **argv) {
 
     printf("bench_gemm: C[M,N] = A[M,K] · B[N,K]^T, f32 out, %d thread(s), isa %s\n", threads,
            sisa_fast_isa_name(sisa_fast_get_isa()));
-    if (sgemm)
-        printf("reference: %s (cblas_sgemm%s%s)\n", blas_path, cn ? ", core " : "", cn ? cn() : "");
-    else
+    if (sgemm) {
+        const char *core = cn ? cn() : "";
+        printf("reference: %s (cblas_sgemm%s%s)\n", blas_path, cn ? ", core " : "", core);
+        if (sisa_fast_get_isa() == SISA_FAST_ISA_AVX512 && core && strcasestr(core, "haswell") &&
+            !getenv("OPENBLAS_CORETYPE"))
+            printf("note: OpenBLAS picked AVX2 kernels on this AVX-512 CPU (an OpenBLAS too old to "
+                   "know it); OPENBLAS_CORETYPE=SkylakeX gives its AVX-512 ones\n");
+    } else
         printf("reference: none (%s not found: %s)\n", blas_path, dlerror());
 
     const shape shapes[] = {
@@ -149,9 +154,9 @@ int main(int argc, char **argv) {
             return 1;
         }
         srand(1);
-        for (int64_t i = 0; i < c.M * c.K; i++) A[i] = (float)rand() / RAND_MAX - 0.5f;
+        for (int64_t i = 0; i < c.M * c.K; i++) A[i] = (float)((double)rand() / RAND_MAX - 0.5);
         for (int64_t i = 0; i < c.N * c.K; i++) {
-            Bh[i] = sisa_f32_to_bf16((float)rand() / RAND_MAX - 0.5f);
+            Bh[i] = sisa_f32_to_bf16((float)((double)rand() / RAND_MAX - 0.5));
             B[i] = sisa_bf16_to_f32(Bh[i]);
         }
         c.A = A;
@@ -167,9 +172,7 @@ int main(int argc, char **argv) {
         if (sgemm) {
             c.B = B;
             blas = time_it(run_blas, &c);
-            memcpy(C, R, 0);
-            /* C now holds BLAS's result; R ours */
-            err = check(&c, R);
+            err = check(&c, R); /* C holds OpenBLAS's result, R ours (f32 B) */
         }
         sum_ours += 2.0 * c.M * c.N * c.K / (ours * 1e9);
         if (sgemm) sum_blas += 2.0 * c.M * c.N * c.K / (blas * 1e9);
