@@ -64,7 +64,13 @@ static void pack_b_generic(float *Bp, int nr, sisa_fast_mat B, int64_t j0, int64
         /* B rows adjacent: each k gives n contiguous values — a plain copy per k */
         for (int64_t kk = 0; kk < kc; kk++) {
             float *dst = Bp + kk * nr;
-            sisa_fast_load_row(dst, base + (k0 + kk) * B.cs + j0 * B.rs, B.dt, B.rs, n);
+            const char *src = base + (k0 + kk) * B.cs + j0 * B.rs;
+            if (B.dt == SISA_F32) { /* short rows: an inline copy beats a memcpy call */
+                const float *sf = (const float *)src;
+                for (int64_t jj = 0; jj < n; jj++) dst[jj] = sf[jj];
+            } else {
+                sisa_fast_load_row(dst, src, B.dt, B.rs, n);
+            }
             for (int64_t jj = n; jj < nr; jj++) dst[jj] = 0.0f;
         }
         return;

@@ -61,6 +61,8 @@ void sisa_fast_exp(float *y, const float *x, int64_t n);
 float sisa_fast_sum(const float *x, int64_t n);
 float sisa_fast_sumsq(const float *x, int64_t n);
 float sisa_fast_max(const float *x, int64_t n); /* -inf for n = 0; NaN if any is NaN */
+/* y[i] = exp(x[i] - sub) (x may equal y); returns sum_i y[i]. */
+float sisa_fast_exp_sum(float *y, const float *x, float sub, int64_t n);
 
 /* ---- SGEMM core (fast_gemm.c) ---- */
 

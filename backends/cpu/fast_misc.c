@@ -288,9 +288,7 @@ static void softmax_row(row_job *J, int64_t r, float *scratch) {
     if (mx == -INFINITY) { /* every entry -inf: zeros (ops.h) */
         memset(out, 0, (size_t)D * sizeof(float));
     } else {
-        for (int64_t i = 0; i < D; i++) out[i] = ar[i] - mx;
-        sisa_fast_exp(out, out, D);
-        float inv = 1.0f / sisa_fast_sum(out, D);
+        float inv = 1.0f / sisa_fast_exp_sum(out, ar, mx, D);
         for (int64_t i = 0; i < D; i++) out[i] *= inv;
     }
     sisa_fast_store_row(dst_row(n, r), n->dtype, out, D);

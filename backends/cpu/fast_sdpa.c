@@ -112,8 +112,14 @@ static void attn_task(int64_t task, int tid, void *arg) {
     const char *qbase = (const char *)sisa_cpu_data(Q) + b * Q->stride[0] + h * Q->stride[1];
     for (int64_t i = 0; i < nq; i++) {
         float *qr = Qs + i * Dqk;
-        sisa_fast_load_row(qr, qbase + (i0 + i) * Q->stride[2], Q->dtype, Q->stride[3], Dqk);
-        for (int64_t d = 0; d < Dqk; d++) qr[d] *= J->scale;
+        const char *src = qbase + (i0 + i) * Q->stride[2];
+        if (Q->dtype == SISA_F32 && Q->stride[3] == 4) {
+            const float *qf = (const float *)src;
+            for (int64_t d = 0; d < Dqk; d++) qr[d] = qf[d] * J->scale;
+        } else {
+            sisa_fast_load_row(qr, src, Q->dtype, Q->stride[3], Dqk);
+            for (int64_t d = 0; d < Dqk; d++) qr[d] *= J->scale;
+        }
         mrow[i] = -INFINITY;
         lrow[i] = 0.0f;
         if (J->form_b) gqv[i] = load_g(gq, b, h, i0 + i);
@@ -172,9 +178,7 @@ static void attn_task(int64_t task, int tid, void *arg) {
                 continue;
             }
             float alpha = mrow[i] == -INFINITY ? 0.0f : expf(mrow[i] - mnew);
-            for (int64_t j = 0; j < kc; j++) s[j] -= mnew;
-            sisa_fast_exp(s, s, kc);
-            lrow[i] = lrow[i] * alpha + sisa_fast_sum(s, kc);
+            lrow[i] = lrow[i] * alpha + sisa_fast_exp_sum(s, s, mnew, kc);
             mrow[i] = mnew;
             if (alpha != 1.0f) {
                 float *o = O + i * Dvp;

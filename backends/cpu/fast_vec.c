@@ -282,6 +282,63 @@ __attribute__((target("avx2,fma,f16c"))) static void exp_avx2(float *y, const fl
 }
 #endif
 
+/* y = exp(x - sub), returning the sum of y: one pass for softmax rows. */
+__attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,fma"))) static float
+exp_sum_avx512(float *y, const float *x, float sub, int64_t n) {
+    __m512 acc = _mm512_setzero_ps(), sv = _mm512_set1_ps(sub);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 e = exp512(_mm512_sub_ps(_mm512_loadu_ps(x + i), sv));
+        _mm512_storeu_ps(y + i, e);
+        acc = _mm512_add_ps(acc, e);
+    }
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        __m512 e = exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), sv));
+        _mm512_mask_storeu_ps(y + i, m, e);
+        acc = _mm512_add_ps(acc, _mm512_maskz_mov_ps(m, e));
+    }
+    return _mm512_reduce_add_ps(acc);
+}
+
+__attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,fma"))) static float
+max_avx512(const float *x, int64_t n) {
+    __m512 m = _mm512_set1_ps(-INFINITY);
+    __mmask16 nan = 0;
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 v = _mm512_loadu_ps(x + i);
+        nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+        m = _mm512_max_ps(m, v);
+    }
+    if (i < n) {
+        __mmask16 k = (__mmask16)((1u << (n - i)) - 1);
+        __m512 v = _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), k, x + i);
+        nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+        m = _mm512_max_ps(m, v);
+    }
+    return nan ? NAN : _mm512_reduce_max_ps(m);
+}
+
+__attribute__((target("avx2,fma,f16c"))) static float exp_sum_avx2(float *y, const float *x,
+                                                                   float sub, int64_t n) {
+    __m256 acc = _mm256_setzero_ps(), sv = _mm256_set1_ps(sub);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(x + i), sv));
+        _mm256_storeu_ps(y + i, e);
+        acc = _mm256_add_ps(acc, e);
+    }
+    float t[8];
+    _mm256_storeu_ps(t, acc);
+    float s = ((t[0] + t[4]) + (t[1] + t[5])) + ((t[2] + t[6]) + (t[3] + t[7]));
+    for (; i < n; i++) {
+        y[i] = expf(x[i] - sub);
+        s += y[i];
+    }
+    return s;
+}
+
 void sisa_fast_exp(float *y, const float *x, int64_t n) {
 #if SISA_X86
     sisa_fast_isa isa = sisa_fast_get_isa();
@@ -327,7 +384,23 @@ static float sum_rec(const float *x, int64_t n, int sq) {
 float sisa_fast_sum(const float *x, int64_t n) { return n > 0 ? sum_rec(x, n, 0) : 0.0f; }
 float sisa_fast_sumsq(const float *x, int64_t n) { return n > 0 ? sum_rec(x, n, 1) : 0.0f; }
 
+float sisa_fast_exp_sum(float *y, const float *x, float sub, int64_t n) {
+#if SISA_X86
+    sisa_fast_isa isa = sisa_fast_get_isa();
+    if (n <= 1024) { /* 16 lanes of <= 64 terms: accurate; longer rows take the blocked sum */
+        if (isa == SISA_FAST_ISA_AVX512) return exp_sum_avx512(y, x, sub, n);
+        if (isa == SISA_FAST_ISA_AVX2) return exp_sum_avx2(y, x, sub, n);
+    }
+#endif
+    for (int64_t i = 0; i < n; i++) y[i] = x[i] - sub;
+    sisa_fast_exp(y, y, n);
+    return sisa_fast_sum(y, n);
+}
+
 float sisa_fast_max(const float *x, int64_t n) {
+#if SISA_X86
+    if (sisa_fast_get_isa() == SISA_FAST_ISA_AVX512) return max_avx512(x, n);
+#endif
     float m[16];
     for (int k = 0; k < 16; k++) m[k] = -INFINITY;
     int64_t i = 0;
