@@ -598,11 +598,45 @@ sisa_status sisa_fast_gemm(sisa_cpu_pool *pool, int64_t M, int64_t N, int64_t K,
  * MATMUL node: dst (A0,A1,M,N) = a (A0,A1,M,K) · b (B0,B1,N,K)ᵀ, b broadcast over batch dims.
  * ============================================================================================== */
 
+struct round_job {
+    const float *src;
+    void *dst;
+    sisa_dtype dt;
+    int64_t n;
+};
+
+static void round_task(int64_t r, int tid, void *arg) {
+    (void)tid;
+    struct round_job *rj = arg;
+    sisa_fast_store_row((char *)rj->dst + (size_t)(r * rj->n) * sisa_dtype_size(rj->dt), rj->dt,
+                        rj->src + r * rj->n, rj->n);
+}
+
+static sisa_status matmul_f32(sisa_cpu_pool *pool, const sisa_tensor *node, float *C);
+
 sisa_status sisa_fast_matmul(sisa_cpu_pool *pool, const sisa_tensor *node) {
+    /* An f16/bf16 result is accumulated in f32 scratch and rounded once at the end. */
+    bool f32_out = node->dtype == SISA_F32;
+    float *C = f32_out ? sisa_cpu_data(node)
+                       : sisa_fast_scratch(pool, 0, SISA_FAST_SLOT_SHARED0 + 2,
+                                           (size_t)sisa_tensor_nelements(node) * sizeof(float));
+    if (!C) return sisa_err(SISA_OUT_OF_MEMORY, "cpu MATMUL: out of host memory for the f32 result");
+    sisa_status st = matmul_f32(pool, node, C);
+    if (!f32_out) {
+        if (st == SISA_OK) {
+            struct round_job rj = {C, sisa_cpu_data(node), node->dtype, node->shape[3]};
+            int64_t rows = sisa_tensor_nelements(node) / node->shape[3];
+            sisa_fast_pool_run(rows * node->shape[3] >= 32768 ? pool : NULL, rows, round_task, &rj);
+        }
+        sisa_fast_scratch_done(pool, C);
+    }
+    return st;
+}
+
+static sisa_status matmul_f32(sisa_cpu_pool *pool, const sisa_tensor *node, float *C) {
     const sisa_tensor *a = node->src[0], *b = node->src[1];
     int64_t A0 = a->shape[0], A1 = a->shape[1], M = a->shape[2], K = a->shape[3];
     int64_t N = b->shape[2];
-    float *C = sisa_cpu_data(node);
     sisa_fast_mat Am = {sisa_cpu_data(a), a->dtype, a->stride[2], a->stride[3]};
     sisa_fast_mat Bm = {sisa_cpu_data(b), b->dtype, b->stride[2], b->stride[3]};
     /* Batch (p, q) reads a at p*as0 + q*as1 and b at p*bs0 + q*bs1 (0 where b broadcasts). One

@@ -12,7 +12,7 @@
  * the scale. Causal blocks stop at the diagonal; query blocks are issued last-first, so the
  * longest tasks start first and the dynamic schedule ends evenly.
  *
- * Numerics: fp32 throughout; exp via sisa_fast_exp (~1 ulp). A row that sees no finite score
+ * Numerics: fp32 throughout (an f16/bf16 result is rounded once at the end); exp ~1 ulp. A row that sees no finite score
  * (every key masked) keeps l = 0 and is written as zeros, as ops.h says.
  */
 #include <math.h>
@@ -207,16 +207,18 @@ static void attn_task(int64_t task, int tid, void *arg) {
         }
     }
 
-    float *out = (float *)sisa_cpu_data(n);
+    /* normalise in place, then store (f32 directly, f16/bf16 rounded once) */
+    size_t es = sisa_dtype_size(n->dtype);
     for (int64_t i = 0; i < nq; i++) {
-        float *dst = out + (((b * J->Tq) + i0 + i) * J->H + h) * J->Dv;
+        float *o = O + i * Dvp;
         if (lrow[i] > 0.0f || lrow[i] != lrow[i]) {
             float inv = 1.0f / lrow[i];
-            const float *o = O + i * Dvp;
-            for (int64_t d = 0; d < J->Dv; d++) dst[d] = o[d] * inv;
+            for (int64_t d = 0; d < J->Dv; d++) o[d] *= inv;
         } else {
-            memset(dst, 0, (size_t)J->Dv * sizeof(float));
+            memset(o, 0, (size_t)J->Dv * sizeof(float));
         }
+        char *dst = (char *)sisa_cpu_data(n) + ((((b * J->Tq) + i0 + i) * J->H + h) * J->Dv) * es;
+        sisa_fast_store_row(dst, n->dtype, o, J->Dv);
     }
     sisa_fast_scratch_done(J->pool, Qs);
 }

@@ -5,11 +5,11 @@
  *
  * Coverage (every op of ops.h): sources of any float dtype (f32, f16, bf16 — converted on load;
  * weights are converted while the GEMM packs them) and any strides; the destination is the
- * fresh contiguous tensor ops.h promises. Results are f32 for MATMUL and SDPA (their kernels
- * accumulate into the destination); the row-wise ops also write f16/bf16 (rounded once from
- * the f32 result), CPY converts between any two float dtypes, ARGMAX writes i32.
- * Declined, with the reason: f64 tensors (host-side only), a destination that is not
- * contiguous, and MATMUL/SDPA into a non-f32 destination.
+ * fresh contiguous tensor ops.h promises, in f32, f16 or bf16 (computed in f32 and rounded
+ * once; MATMUL accumulates an f16/bf16 result in f32 scratch first), i32 for ARGMAX. CPY
+ * converts between any two of f32, f16, bf16.
+ * Declined, with the reason: f64 tensors (the oracle's reference outputs; host-side only) and a
+ * destination that is not contiguous (no op produces one).
  */
 #include <stdio.h>
 
@@ -71,14 +71,8 @@ sisa_cpu_fast_kernel sisa_cpu_fast_select(const sisa_tensor *node, char *reason)
             return decline(reason, "cpu: SSM_DECAY result '%s' is %s; it is defined as f32", node);
         return sisa_fast_ssm_decay;
     case SISA_OP_SSM_CHANNELS: return sisa_fast_ssm_channels;
-    case SISA_OP_MATMUL:
-        if (node->dtype != SISA_F32)
-            return decline(reason, "cpu: MATMUL into '%s' (%s): the fast GEMM writes f32 results only", node);
-        return sisa_fast_matmul;
-    case SISA_OP_SDPA:
-        if (node->dtype != SISA_F32)
-            return decline(reason, "cpu: SDPA into '%s' (%s): the fast attention writes f32 results only", node);
-        return sisa_fast_sdpa;
+    case SISA_OP_MATMUL: return sisa_fast_matmul;
+    case SISA_OP_SDPA: return sisa_fast_sdpa;
     default:
         if (reason)
             snprintf(reason, SISA_REASON_LEN, "cpu: op %s (%d) has no fast kernel",
