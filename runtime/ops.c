@@ -190,7 +190,7 @@ static bool check_op(check *c) {
         if (!shape_eq(c, Cs, Bs->shape, "Cs")) return false;
         if (!shape_eq(c, th, (int64_t[4]){1, B, T, H * ds / 2}, "theta")) return false;
         if (!shape_eq(c, gd, (int64_t[4]){1, B, H, T}, "g")) return false;
-        if (n->src[5] && (!is_float(c, n->src[5], "Phi0") ||
+        if (n->src[5] && (!is_f32(c, n->src[5], "Phi0") ||
                           !shape_eq(c, n->src[5], (int64_t[4]){1, 1, B, H * ds / 2}, "Phi0")))
             return false;
         if (n->iparams[0] != SISA_SSM_AUGMENTED && n->iparams[0] != SISA_SSM_FACTORED)
@@ -222,6 +222,8 @@ static bool check_op(check *c) {
             if (!shape_eq(c, gq, (int64_t[4]){1, B, H, Tq}, "gq") ||
                 !shape_eq(c, gk, (int64_t[4]){1, B, H, Tk}, "gk"))
                 return false;
+            /* exp(gq_i - gk_j) is bounded by 1 only for j <= i: form B is causal by definition */
+            if (n->iparams[0] != 1) return fail(c, "form B (gq/gk given) requires causal = 1");
             if (n->iparams[2] < 0 || n->iparams[2] > q->shape[3])
                 return fail(c, "d_content %d outside [0, %lld]", n->iparams[2],
                             (long long)q->shape[3]);
