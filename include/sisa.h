@@ -150,6 +150,79 @@ sisa_status sisa_tokenizer_decode(const sisa_tokenizer *t, const int32_t *ids, s
 /* Id of a token string (e.g. "<|endoftext|>"), or -1. */
 int32_t sisa_tokenizer_token_id(const sisa_tokenizer *t, const char *token);
 
+/* ---- decoding: sessions with a KV cache, sampling, generation ---------------------------- */
+
+/* A decode session: a batch of sequences advanced in lockstep (all at the same position), with
+ * their KV caches on the model's device. Decoding computes the factored form (B) of SISA.md §2:
+ * no offset c, no clamp, exact at any length. For a prompt on which the clamp of form (A) is
+ * inactive, every step's logits equal the full-sequence forward's (sisa_model_forward) at that
+ * position. A session uses its model's scheduler: one session at a time per model, and
+ * sisa_model_forward between session calls is allowed. */
+typedef struct sisa_session sisa_session;
+
+/* max_ctx: positions the caches hold (0 = the model's max_seq_len; more is an error).
+ * Batch 1. */
+sisa_status sisa_session_new(sisa_model *m, int max_ctx, sisa_session **out);
+/* The same for n_seq sequences in lockstep (tokens/logits are row-major per sequence). */
+sisa_status sisa_session_new_batch(sisa_model *m, int n_seq, int max_ctx, sisa_session **out);
+void sisa_session_free(sisa_session *s);
+/* Forget every cached position (the caches are kept). */
+void sisa_session_reset(sisa_session *s);
+/* Positions cached so far. */
+int sisa_session_pos(const sisa_session *s);
+/* Append n tokens per sequence (tokens: n_seq·n ids) in one graph, form (B). logits: NULL, or
+ * n_seq·n·vocab floats (every new position). May be called again (prefill in chunks). Going past
+ * max_ctx is SISA_INVALID_ARG naming both numbers; nothing is written then. */
+sisa_status sisa_session_prefill(sisa_session *s, const int32_t *tokens, int n, float *logits);
+/* One decode step: one token per sequence; logits: NULL or n_seq·vocab floats. */
+sisa_status sisa_session_step(sisa_session *s, const int32_t *tokens, float *logits);
+/* The logits of the last position appended (n_seq·vocab floats, valid until the next call). */
+const float *sisa_session_last_logits(const sisa_session *s);
+/* Prefill an empty session, returning the logits of the full-sequence forward in the augmented
+ * form (A, sisa_model_forward: what published checkpoints were evaluated with) and its clamp
+ * report, and filling the caches in form (B). When report->any_active, (A) and (B) differ on this
+ * prompt and decoding continues form (B). Needs n <= the model's max_tokens (load option). */
+sisa_status sisa_session_prefill_form_a(sisa_session *s, const int32_t *tokens, int n,
+                                        float *logits, sisa_clamp_report *report);
+
+typedef struct sisa_sampler_params {
+    float temperature;       /* <= 0: greedy (argmax) */
+    int32_t top_k;           /* keep the k most likely (0 = off) */
+    float top_p;             /* keep the smallest set with probability >= top_p (>= 1: off) */
+    float repeat_penalty;    /* > 1 lowers tokens in the recent history (1 = off) */
+    int32_t repeat_last_n;   /* history window for the penalty (0 = all of it) */
+    uint64_t seed;           /* the sampler's own PRNG: same seed, same sequence */
+} sisa_sampler_params;
+
+/* temperature 1, no top-k/top-p, no penalty, seed 0. */
+void sisa_sampler_params_default(sisa_sampler_params *p);
+
+/* Streaming callback: one call per generated token. text_piece holds the decoded bytes that are
+ * now complete UTF-8 (possibly empty: a multi-byte character still missing bytes is held back and
+ * comes with a later token; NULL without a tokenizer). Return non-zero to stop. When generation
+ * ends with bytes still held back (an incomplete, hence invalid, UTF-8 tail), one last call with
+ * id = -1 delivers them. An EOS token ends generation and is reported with an empty piece. */
+typedef int (*sisa_token_callback)(int32_t id, const char *text_piece, size_t len, void *user);
+
+typedef struct sisa_generate_params {
+    sisa_sampler_params sampler;
+    int32_t max_new_tokens;  /* stop after this many */
+    int stop_on_eos;         /* stop when the config's eos_token_id is produced (it is reported) */
+    int32_t max_ctx;         /* 0 = the model's max_seq_len */
+} sisa_generate_params;
+
+typedef struct sisa_generate_stats {
+    int32_t n_prompt, n_generated;
+    double prefill_seconds, decode_seconds; /* decode: every step after the prefill */
+    int stop_reason;                        /* 0 max_new_tokens, 1 EOS, 2 callback */
+} sisa_generate_stats;
+
+/* Prefill the prompt, then sample up to max_new_tokens (batch 1). n_prompt + max_new_tokens beyond
+ * max_ctx is SISA_INVALID_ARG (checked before anything runs). tok may be NULL. stats may be NULL. */
+sisa_status sisa_generate(sisa_model *m, const sisa_tokenizer *tok, const int32_t *prompt,
+                          size_t n_prompt, const sisa_generate_params *p,
+                          sisa_token_callback on_token, void *user, sisa_generate_stats *stats);
+
 void sisa_free(void *p);
 
 #ifdef __cplusplus
