@@ -7,6 +7,8 @@ int sisa_cmd_init(int argc, char **argv);
 int sisa_cmd_run(int argc, char **argv);
 int sisa_cmd_conform(int argc, char **argv);
 int sisa_cmd_bench(int argc, char **argv);
+int sisa_cmd_generate(int argc, char **argv);
+int sisa_cmd_tokenize(int argc, char **argv);
 
 /* Shared helpers (cli_util.c). */
 int cli_fail(const char *what);           /* print "sisa: what: <last error>" and return 1 */

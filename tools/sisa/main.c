@@ -19,6 +19,8 @@ static const command commands[] = {
     {"run", sisa_cmd_run, "forward a token sequence, print the top next tokens and the clamp report"},
     {"conform", sisa_cmd_conform, "the cross-backend conformance suite"},
     {"bench", sisa_cmd_bench, "op and model benchmarks"},
+    {"generate", sisa_cmd_generate, "generate text from a prompt (KV-cache decoding, sampling)"},
+    {"tokenize", sisa_cmd_tokenize, "text -> token ids, or --decode ids -> text"},
 };
 
 static void usage(FILE *f) {
