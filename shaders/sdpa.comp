@@ -25,6 +25,10 @@ const uint DC4 = (DC + 3u) / 4u;
 const uint DR4 = (DQK - DC + 3u) / 4u;
 const uint DK4 = DC4 + DR4;
 const uint DV4 = (DV + 3u) / 4u;
+/* Register arrays get a compile-time size (d_qk, d_v <= 256, checked by the host): an array whose
+ * length is a specialization-constant expression was kept in local memory by the NVIDIA compiler
+ * (the matmul kernel ran at 2 TFLOP/s that way). Loops run over the compile-time size with specialization-constant guards, which fold away. */
+#define MAXD4 64u
 
 layout(binding = 0, std430) readonly buffer S0 { uint qb[]; };
 layout(binding = 1, std430) readonly buffer S1 { uint kb[]; };
@@ -62,22 +66,22 @@ void main() {
     uint kv_end = CAUSAL != 0u ? min(pc.p0 + i_last + 1u, pc.Tk) : pc.Tk;
     uint lim = CAUSAL != 0u ? min(pc.p0 + i + 1u, pc.Tk) : pc.Tk;
 
-    vec4 q[DK4];
-    [[unroll]] for (uint c = 0u; c < DK4; c++) q[c] = vec4(0.0);
+    vec4 q[MAXD4];
+    [[unroll]] for (uint c = 0u; c < MAXD4; c++) q[c] = vec4(0.0);
     float gq = 0.0;
     if (row_ok) {
         uint qrow = pc.q_base + b * pc.q_s0 + h * pc.q_s1 + i * pc.q_s2;
         /* unrolled with constant indices so q stays in registers */
-        [[unroll]] for (uint c = 0u; c < DK4; c++) {
+        [[unroll]] for (uint c = 0u; c < MAXD4; c++) {
             [[unroll]] for (uint k = 0u; k < 4u; k++) {
-                uint d = chan(c * 4u + k);
+                uint d = c < DK4 ? chan(c * 4u + k) : 0xffffffffu;
                 if (d != 0xffffffffu) q[c][k] = pc.scale * LOADF(qb, S0_DT, qrow + d * pc.q_s3);
             }
         }
         if (FORM_B != 0u) gq = gqb[pc.gq_base + b * pc.gq_s1 + h * pc.gq_s2 + i * pc.gq_s3];
     }
-    vec4 o[DV4];
-    [[unroll]] for (uint c = 0u; c < DV4; c++) o[c] = vec4(0.0);
+    vec4 o[MAXD4];
+    [[unroll]] for (uint c = 0u; c < MAXD4; c++) o[c] = vec4(0.0);
     const float NEG_INF = uintBitsToFloat(0xff800000u);
     float m = NEG_INF, lsum = 0.0;
 
@@ -110,27 +114,27 @@ void main() {
         uint jn = min(BC, lim > j0 ? lim - j0 : 0u);
         for (uint jj = 0u; jj < jn; jj++) {
             float sc = 0.0;
-            [[unroll]] for (uint c = 0u; c < DC4; c++) sc += dot(q[c], Ks[jj * DK4 + c]);
+            [[unroll]] for (uint c = 0u; c < MAXD4; c++) if (c < DC4) sc += dot(q[c], Ks[jj * DK4 + c]);
             if (DR4 > 0u) {
                 float dr = 0.0;
-                [[unroll]] for (uint c = DC4; c < DK4; c++) dr += dot(q[c], Ks[jj * DK4 + c]);
+                [[unroll]] for (uint c = 0u; c < MAXD4; c++) if (c >= DC4 && c < DK4) dr += dot(q[c], Ks[jj * DK4 + c]);
                 sc += FORM_B != 0u ? exp(gq - gks[jj]) * dr : dr;
             }
             if (sc > m) { /* new running max: rescale what was accumulated */
                 float alpha = m == NEG_INF ? 0.0 : exp(m - sc);
                 lsum *= alpha;
-                [[unroll]] for (uint c = 0u; c < DV4; c++) o[c] *= alpha;
+                [[unroll]] for (uint c = 0u; c < MAXD4; c++) if (c < DV4) o[c] *= alpha;
                 m = sc;
             }
             float p = sc == NEG_INF ? 0.0 : exp(sc - m);
             lsum += p;
-            [[unroll]] for (uint c = 0u; c < DV4; c++) o[c] += p * Vs[jj * DV4 + c];
+            [[unroll]] for (uint c = 0u; c < MAXD4; c++) if (c < DV4) o[c] += p * Vs[jj * DV4 + c];
         }
     }
     if (!row_ok) return;
     float inv = lsum == 0.0 ? 0.0 : 1.0 / lsum;
     uint drow = pc.d_base + ((b * pc.Tq + i) * pc.H + h) * DV;
-    [[unroll]] for (uint c = 0u; c < DV4; c++) {
+    [[unroll]] for (uint c = 0u; c < MAXD4; c++) {
         [[unroll]] for (uint k = 0u; k < 4u; k++) {
             if (c * 4u + k < DV) D_STORE(drow + c * 4u + k, o[c][k] * inv);
         }

@@ -231,6 +231,22 @@ static void c_sdpa_odd(sisa_graph *g, outs *o) {
     out(o, sdpa(g, xv, xv, xv, 1, 0, NULL, NULL, 0), SDPA_TOL);
 }
 
+/* f16 Q/K/V: the cooperative-matrix flash attention where the device has it (Tq >= 16) */
+static void c_sdpa_f16(sisa_graph *g, outs *o) {
+    const int64_t B = 1, H = 2, T = 100;
+    sisa_tensor *q = IN(g, "big_q", SISA_F16, B, H, T, 80), *k = IN(g, "big_k", SISA_F16, B, H, T, 80);
+    sisa_tensor *v = IN(g, "v", SISA_F16, B, H, T, 64);
+    out(o, sdpa(g, q, k, v, 1, 0, NULL, NULL, 0), H16_TOL);
+    sisa_tensor *a = IN(g, "alpha", SISA_F32, 1, B, T, H), *ba = IN(g, "alpha_b", SISA_F32, 1, 1, 1, H);
+    sisa_tensor *gd = sisa_ssm_decay(g, a, ba, NULL);
+    out(o, sdpa(g, q, k, v, 1, 0, gd, gd, 64), H16_TOL);
+    sisa_tensor *q20 = sisa_view(g, q, (int64_t[4]){B, H, 20, 80}, q->stride, 80 * 80 * 2);
+    g->act_dtype = SISA_F16;
+    out(o, sdpa(g, q20, k, v, 1, 70, NULL, NULL, 0), H16_TOL);
+    out(o, sdpa(g, q, k, v, 0, 0, NULL, NULL, 0), H16_TOL);
+    g->act_dtype = SISA_F32;
+}
+
 static void ssm_graph(sisa_graph *g, outs *o, int mode) {
     const int64_t B = 2, T = 300, H = 3, ds = 16;
     sisa_tensor *a = IN(g, "alpha", SISA_F32, 1, B, T, H), *ba = IN(g, "alpha_b", SISA_F32, 1, 1, 1, H);
@@ -319,6 +335,7 @@ static const struct {
     {"SDPA A causal 80/64 (+f16 out)", c_sdpa_a, "65536"},
     {"SDPA A decode p0", c_sdpa_decode, "32768"},
     {"SDPA A non-causal odd, views", c_sdpa_odd, "8192"},
+    {"SDPA f16 A/B/decode (coopmat)", c_sdpa_f16, "65536"},
     {"SSM_DECAY+CHANNELS A", c_ssm_a, "65536"},
     {"SSM_DECAY+CHANNELS B", c_ssm_b, "65536"},
     {"SSM carry-in g0, Phi0", c_ssm_carry, "4096"},

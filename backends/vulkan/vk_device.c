@@ -124,6 +124,8 @@ static void query(vk_device *d, bool *want_cm_ext, bool *want_maint4) {
     snprintf(d->driver_name, sizeof d->driver_name, "%s %s", p12.driverName, p12.driverInfo);
     memcpy(d->device_uuid, p11.deviceUUID, VK_UUID_SIZE);
     d->subgroup_size = p11.subgroupSize;
+    d->subgroup_shuffle = (p11.subgroupSupportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
+                          (p11.subgroupSupportedOperations & VK_SUBGROUP_FEATURE_SHUFFLE_BIT);
     d->max_alloc = p11.maxMemoryAllocationSize;
     d->max_buffer = *want_maint4 ? pm4.maxBufferSize : p11.maxMemoryAllocationSize;
     const VkPhysicalDeviceLimits *L = &d->props.limits;
@@ -154,9 +156,12 @@ static void query(vk_device *d, bool *want_cm_ext, bool *want_maint4) {
     vkf.vkGetPhysicalDeviceFeatures2(d->pd, &f2);
     d->storage16 = f11.storageBuffer16BitAccess;
     d->allow_f16 = d->allow_bf16 = true;
-    d->coopmat = *want_cm_ext && fcm.cooperativeMatrix && f12.shaderFloat16 && f11.storageBuffer16BitAccess &&
-                 d->subgroup_size >= 8 && pick_coopmat_shape(d);
+    /* the NV coopmat shaders are SPIR-V with the Vulkan memory model (GL_KHR_memory_scope_semantics) */
+    d->coopmat = *want_cm_ext && fcm.cooperativeMatrix && f12.shaderFloat16 && f12.vulkanMemoryModel &&
+                 f11.storageBuffer16BitAccess && d->subgroup_size >= 8 && pick_coopmat_shape(d);
     d->suballoc = true;
+    /* opt-in: on the H100 (driver 580) it was slower than the scalar kernel and wrong in form A */
+    d->coopmat_sdpa = d->coopmat && d->subgroup_shuffle && sisa_vk_env_flag("SISA_VK_COOPMAT_SDPA");
 }
 
 static sisa_status create_device(vk_device *d, bool cm_ext) {
@@ -179,7 +184,8 @@ static sisa_status create_device(vk_device *d, bool cm_ext) {
     VkPhysicalDeviceVulkan11Features f11 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES,
                                             .storageBuffer16BitAccess = d->storage16};
     VkPhysicalDeviceVulkan12Features f12 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES,
-                                            .pNext = &f11, .shaderFloat16 = d->coopmat};
+                                            .pNext = &f11, .shaderFloat16 = d->coopmat,
+                                            .vulkanMemoryModel = d->coopmat};
     VkPhysicalDeviceCooperativeMatrixFeaturesNV fcm = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV,
                                                        .pNext = &f12, .cooperativeMatrix = VK_TRUE};
     const char *exts[1];

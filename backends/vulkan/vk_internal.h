@@ -132,6 +132,8 @@ struct vk_device {
     uint32_t max_shared, max_wg_invocations, max_push;
     uint32_t max_groups[3];
     uint32_t subgroup_size;
+    bool subgroup_shuffle; /* subgroupShuffleXor in compute shaders */
+    bool coopmat_sdpa;     /* the coopmat flash-attention kernel (opt-in: SISA_VK_COOPMAT_SDPA=1) */
     bool timestamps;
     float timestamp_period;
 

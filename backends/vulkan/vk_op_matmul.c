@@ -53,7 +53,7 @@ bool sisa_vk_select_matmul(const vk_device *d, const sisa_tensor *n, vk_kernel *
         k->kind = VK_K_MATMUL;
         k->shader = vk_variant(VK_SH_MATMUL, n->dtype);
         bool big = !(d->quirks & VK_QUIRK_SMALL_TILES) && M >= 512 && N >= 512;
-        uint32_t bm = big ? 128 : 64, tm = big ? 8 : 4, bk = 16;
+        uint32_t bm = big ? 128 : 64, tm = 8, bk = 16; /* tm, bk: compile-time in matmul.comp */
         uint32_t t[] = {bm, bm, bk, tm, tm, 0, 0};
         memcpy(k->tile, t, sizeof t);
         k->wg = (bm / tm) * (bm / tm);
@@ -62,7 +62,7 @@ bool sisa_vk_select_matmul(const vk_device *d, const sisa_tensor *n, vk_kernel *
                      d->max_wg_invocations, d->max_shared);
             return false;
         }
-        k->spec[11] = bm, k->spec[12] = bm, k->spec[13] = bk, k->spec[14] = tm, k->spec[15] = tm;
+        k->spec[11] = bm, k->spec[12] = bm;
     }
     k->spec[10] = k->wg;
     /* one row of a and of b must each fit a binding */

@@ -3,9 +3,13 @@
  * matrix), both forms of SISA.md §2, d_qk != d_v, causal with a position offset p0 (decode:
  * Tq = 1 against a longer cache), output (B, Tq, H, Dv).
  *
- * Head dims, key-block size, form and causality are specialization constants; the key block is
- * the largest power of two <= 64 whose K and V tiles fit shared memory. (b, h) pairs are the
- * split unit when a binding would exceed maxStorageBufferRange.
+ * Two kernels behind one selection: sdpa_coopmat.comp (NV cooperative matrices: f16 Q/K/V,
+ * fp32 scores and accumulation) where the device has them and a query block is at least one
+ * 16-row tile; sdpa.comp (scalar, one invocation per query row) everywhere else, f32 inputs and
+ * decode steps included. Head dims, key-block size, form and causality are specialization
+ * constants; the scalar key block is the largest power of two <= 64 whose K and V tiles fit
+ * shared memory. (b, h) pairs are the split unit when a binding would exceed
+ * maxStorageBufferRange.
  */
 #include <stdio.h>
 #include <string.h>
@@ -52,6 +56,36 @@ static void sdpa_units(const sisa_tensor *n, vk_units *u) {
     u->slot[u->n_ops++] = 6;
 }
 
+/* The cooperative-matrix kernel (sdpa_coopmat.comp): f16 Q, K, V, at least one 16-row tile of
+ * queries (decode steps stay on the scalar kernel), the device's shape and shared memory. */
+static bool coopmat_plan(const vk_device *d, const sisa_tensor *n, int64_t dc, vk_kernel *k) {
+    const sisa_tensor *q = n->src[0], *kk = n->src[1], *v = n->src[2];
+    if (!d->coopmat_sdpa || q->dtype != SISA_F16 || kk->dtype != SISA_F16 || v->dtype != SISA_F16 ||
+        q->shape[2] < 16 || !d->storage16)
+        return false;
+    const uint32_t TM = d->cm_m, TN = d->cm_n, TK = d->cm_k, SG = d->subgroup_size, NW = 4, BC = 32;
+    if (TM != 16 || SG % TM || (SG / TM) & (SG / TM - 1) || BC % TN || BC % TK || BC % (SG / TM)) return false;
+    const uint32_t Dqk = (uint32_t)q->shape[3], Dv = (uint32_t)v->shape[3];
+    const uint32_t dcp = ((uint32_t)dc + TK - 1) / TK * TK, drp = (Dqk - (uint32_t)dc + TK - 1) / TK * TK;
+    const uint32_t dvp = (Dv + TN - 1) / TN * TN;
+    if (dvp % (SG / TM)) return false;
+    const uint32_t kst = dcp + drp + 8, vst = dvp + 8, pst = BC + 8;
+    const bool form_b = n->src[3] != NULL;
+    uint64_t shared = (uint64_t)BC * kst * 2 + (uint64_t)BC * vst * 2 + (uint64_t)NW * TM * pst * 2 +
+                      (uint64_t)NW * TM * BC * 4 * (form_b ? 2 : 1) + (uint64_t)NW * TM * dvp * 4 + BC * 4;
+    if (shared > d->max_shared || NW * SG > d->max_wg_invocations) return false;
+    k->shader = vk_variant(VK_SH_SDPA_CM, n->dtype);
+    k->wg = NW * SG;
+    k->tile[0] = BC;
+    k->tile[1] = NW * TM; /* query rows per workgroup */
+    k->spec[10] = k->wg;
+    k->spec[13] = BC;
+    k->spec[17] = TM, k->spec[18] = TN, k->spec[19] = TK, k->spec[20] = SG, k->spec[21] = NW;
+    return true;
+}
+
+static bool true_if_feasible(const vk_device *d, const sisa_tensor *n, char *reason);
+
 bool sisa_vk_select_sdpa(const vk_device *d, const sisa_tensor *n, vk_kernel *k, char *reason) {
     const sisa_tensor *q = n->src[0], *v = n->src[2];
     int64_t Dqk = q->shape[3], Dv = v->shape[3], Tq = q->shape[2], Tk = n->src[1]->shape[2];
@@ -66,7 +100,14 @@ bool sisa_vk_select_sdpa(const vk_device *d, const sisa_tensor *n, vk_kernel *k,
     }
     bool form_b = n->src[3] != NULL;
     int64_t dc = form_b ? n->iparams[2] : Dqk;
+    sisa_vk_spec_dtypes(n, k->spec);
     k->kind = VK_K_SDPA;
+    k->spec[11] = (uint32_t)Dqk;
+    k->spec[12] = (uint32_t)Dv;
+    k->spec[14] = form_b;
+    k->spec[15] = (uint32_t)dc;
+    k->spec[16] = n->iparams[0] != 0;
+    if (coopmat_plan(d, n, dc, k)) return true_if_feasible(d, n, reason);
     k->shader = vk_variant(VK_SH_SDPA, n->dtype);
     uint32_t cap = d->max_wg_invocations < 64 ? d->max_wg_invocations : 64;
     k->wg = 8 < cap ? 8 : cap;
@@ -81,14 +122,12 @@ bool sisa_vk_select_sdpa(const vk_device *d, const sisa_tensor *n, vk_kernel *k,
         return false;
     }
     k->tile[0] = bc;
-    sisa_vk_spec_dtypes(n, k->spec);
     k->spec[10] = k->wg;
-    k->spec[11] = (uint32_t)Dqk;
-    k->spec[12] = (uint32_t)Dv;
     k->spec[13] = bc;
-    k->spec[14] = form_b;
-    k->spec[15] = (uint32_t)dc;
-    k->spec[16] = n->iparams[0] != 0;
+    return true_if_feasible(d, n, reason);
+}
+
+static bool true_if_feasible(const vk_device *d, const sisa_tensor *n, char *reason) {
     vk_units u;
     sdpa_units(n, &u);
     return sisa_vk_units_feasible(d, &u, reason);
@@ -113,7 +152,8 @@ sisa_status sisa_vk_record_sdpa(vk_rec *r, const sisa_tensor *n, const vk_kernel
     pc.H = (uint32_t)q->shape[1], pc.Tq = (uint32_t)q->shape[2], pc.Tk = (uint32_t)kk->shape[2];
     pc.p0 = (uint32_t)n->iparams[1];
     pc.scale = n->fparams[0];
-    uint32_t gx = (uint32_t)((q->shape[2] + k->wg - 1) / k->wg);
+    const uint32_t rows = k->tile[1] ? k->tile[1] : k->wg; /* query rows per workgroup */
+    uint32_t gx = (uint32_t)((q->shape[2] + rows - 1) / rows);
     if (gx > r->d->max_groups[0]) return sisa_vk_node_err(r, VK_SUCCESS, "too many query blocks for one grid");
     int64_t max_units = r->d->max_groups[1];
     for (int64_t u0 = 0; u0 < total;) {

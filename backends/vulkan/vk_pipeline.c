@@ -101,6 +101,12 @@ static const uint32_t spv_matmul_f32[] =
 static const uint32_t spv_matmul_out16[] =
 #include "matmul.out16.spv.h"
     ;
+static const uint32_t spv_sdpa_coopmat_f32[] =
+#include "sdpa_coopmat.f32.spv.h"
+    ;
+static const uint32_t spv_sdpa_coopmat_out16[] =
+#include "sdpa_coopmat.out16.spv.h"
+    ;
 static const uint32_t spv_matmul_coopmat_f32[] =
 #include "matmul_coopmat.f32.spv.h"
     ;

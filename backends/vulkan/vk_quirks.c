@@ -9,6 +9,7 @@
  * Kill switches (each turns one optional path off, for bisecting and for users with a broken
  * driver): SISA_VK_NO_COOPMAT, SISA_VK_NO_F16, SISA_VK_NO_BF16, SISA_VK_NO_16BIT_STORAGE,
  * SISA_VK_NO_SUBALLOC, SISA_VK_NO_UMA; SISA_VK_NO_PIPELINE_CACHE is read by vk_pipeline.c.
+ * SISA_VK_COOPMAT_SDPA=1 opts in to the experimental cooperative-matrix attention kernel.
  */
 #include <stdio.h>
 #include <string.h>
@@ -50,12 +51,14 @@ void sisa_vk_apply_quirks(vk_device *d) {
         }
     }
     if (d->quirks & VK_QUIRK_NO_COOPMAT) d->coopmat = false;
+    if (!d->coopmat) d->coopmat_sdpa = false;
     if (d->quirks & VK_QUIRK_NO_F16) d->storage16 = false;
 
     if (sisa_vk_env_flag("SISA_VK_NO_COOPMAT") && d->coopmat) {
         d->coopmat = false;
         note(d, "SISA_VK_NO_COOPMAT: cooperative matrices off");
     }
+    if (d->coopmat_sdpa) note(d, "SISA_VK_COOPMAT_SDPA: experimental coopmat flash attention on");
     if (sisa_vk_env_flag("SISA_VK_NO_16BIT_STORAGE") && d->storage16) {
         d->storage16 = false;
         d->coopmat = false;
@@ -70,6 +73,7 @@ void sisa_vk_apply_quirks(vk_device *d) {
         d->allow_bf16 = false;
         note(d, "SISA_VK_NO_BF16: bf16 tensors declined");
     }
+    if (!d->coopmat) d->coopmat_sdpa = false;
     if (sisa_vk_env_flag("SISA_VK_NO_SUBALLOC")) {
         d->suballoc = false;
         note(d, "SISA_VK_NO_SUBALLOC: one allocation per buffer");

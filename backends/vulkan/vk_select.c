@@ -127,3 +127,10 @@ sisa_status sisa_vk_record(vk_rec *r, const sisa_tensor *n, const vk_kernel *k) 
     default: return sisa_vk_node_err(r, VK_SUCCESS, "no record function for the selected kernel");
     }
 }
+
+const char *sisa_vk_kernel_name(const sisa_device *sd, const sisa_tensor *n) {
+    char reason[SISA_REASON_LEN];
+    vk_kernel k;
+    if (!sd || !sd->ctx || !sisa_vk_select(vk_dev(sd), n, &k, reason)) return "(unsupported)";
+    return sisa_vk_shader_name(k.shader);
+}
