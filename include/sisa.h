@@ -110,6 +110,10 @@ typedef struct sisa_load_options {
     int allow_fallback;      /* 0 = strict: an op the device cannot run is an error */
     int max_batch;           /* worst-case batch the graph is reserved for (0 = 1) */
     int max_tokens;          /* worst-case T (0 = config max_seq_len) */
+    /* Storage dtype of the activations that feed and leave the matrix products (SISA_DTYPE_F32,
+     * the default, or SISA_DTYPE_BF16 on devices that have it). The residual stream, g and the
+     * logits stay f32 whatever this says; math is fp32 or better either way. */
+    sisa_dtype_public compute_dtype;
 } sisa_load_options;
 
 /* Load a model directory (config.json + model.safetensors). Validates everything. */

@@ -390,6 +390,13 @@ static sisa_status load(const char *dir, const sisa_load_options *opts, sisa_dev
     sisa_weight_spec *specs = NULL;
     int n_specs = 0;
     sisa_status st = load_files(m, &specs, &n_specs);
+    m->act_dtype = SISA_F32;
+    if (st == SISA_OK && o.compute_dtype == SISA_DTYPE_BF16) m->act_dtype = SISA_BF16;
+    else if (st == SISA_OK && o.compute_dtype != SISA_DTYPE_F32)
+        st = sisa_err(SISA_UNSUPPORTED,
+                      "model load %s: compute_dtype %d: activations are stored in f32 or bf16 "
+                      "(f16 cannot hold s·Cbar's range, up to 2.83·sqrt(lambda)·59874: SISA.md §3)",
+                      dir, (int)o.compute_dtype);
     if (st == SISA_OK) {
         m->max_batch = o.max_batch ? o.max_batch : 1;
         m->max_tokens = o.max_tokens ? o.max_tokens : (int)m->cfg.max_seq_len;

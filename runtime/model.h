@@ -89,6 +89,7 @@ struct sisa_model {
     int n_mapped;         /* weights read in place from the mapping */
     int n_converted;      /* weights converted to f32 because the device lacks their dtype */
     int max_batch, max_tokens;
+    sisa_dtype act_dtype; /* storage of matmul inputs/outputs (load option compute_dtype) */
     struct sisa_model_graph *cache; /* graph of the last forward (rebuilt when (B, T) changes) */
 };
 

@@ -138,9 +138,16 @@ static sisa_tensor *ffn(build *b, sisa_tensor *xn2) {
     return linear(b, act, "ffn.w_down.weight", "down");
 }
 
-/* One pre-norm block: x -> x + attn(RMSNorm(x)) -> + ffn(RMSNorm(.)). */
+/* Builders after this store their results in dt (graph.h's act_dtype). */
+static void store_as(build *b, sisa_dtype dt) {
+    if (b->g) b->g->act_dtype = dt;
+}
+
+/* One pre-norm block: x -> x + attn(RMSNorm(x)) -> + ffn(RMSNorm(.)). The residual stream x
+ * stays f32; everything between a norm and its residual add is stored in the compute dtype. */
 static sisa_tensor *block(build *b, sisa_tensor *x, sisa_tensor **g_out) {
     const float eps = (float)b->c->norm_eps;
+    store_as(b, b->m->act_dtype);
     sisa_tensor *xn = named(b, sisa_rms_norm(b->g, x, layer_weight(b, "attn_norm.weight"), eps), "xn");
     sisa_tensor *q, *k, *v, *Q, *K;
     content_path(b, xn, &q, &k, &v);
@@ -152,9 +159,13 @@ static sisa_tensor *block(build *b, sisa_tensor *x, sisa_tensor **g_out) {
         K = k;
     }
     sisa_tensor *o = linear(b, attention(b, Q, K, v), "W_O.weight", "o");
+    store_as(b, SISA_F32);
     sisa_tensor *h = named(b, sisa_add(b->g, x, o), "h");
+    store_as(b, b->m->act_dtype);
     sisa_tensor *xn2 = named(b, sisa_rms_norm(b->g, h, layer_weight(b, "ffn_norm.weight"), eps), "xn2");
-    return named(b, sisa_add(b->g, h, ffn(b, xn2)), "out");
+    sisa_tensor *f = ffn(b, xn2);
+    store_as(b, SISA_F32);
+    return named(b, sisa_add(b->g, h, f), "out");
 }
 
 /* ---- the model ---- */
@@ -197,9 +208,11 @@ sisa_status sisa_model_build_graph(const sisa_model *m, int batch, int T, bool k
         b.layer = i;
         x = block(&b, x, &mg->g[i]);
     }
+    store_as(&b, m->act_dtype);
     sisa_tensor *h = sisa_rms_norm(g, x, sisa_model_weight_leaf(m, g, "final_norm.weight"),
                                    (float)c->norm_eps);
     sisa_tensor_set_name(h, "final_norm");
+    store_as(&b, SISA_F32); /* logits in f32 */
     /* tied embedding: logits = h·Eᵀ, E (1,1,V,d) is exactly the [out, in] layout MATMUL wants */
     mg->logits = sisa_tensor_set_output(sisa_tensor_set_name(sisa_matmul(g, h, E), "logits"));
 

@@ -18,7 +18,7 @@
 
 static const char *USAGE =
     "sisa bench (-m DIR | --config NAME) [--backend NAME] [--device N] [--batch B] [--tokens T]\n"
-    "           [--reps R] [--dtype f32|bf16|f16] [--fallback]";
+    "           [--reps R] [--dtype f32|bf16|f16] [--fallback] [--compute f32|bf16]";
 
 static double now_s(void) {
     struct timespec ts;
@@ -61,6 +61,10 @@ int sisa_cmd_bench(int argc, char **argv) {
         else if ((v = cli_opt(argc, argv, &i, "--reps"))) reps = atoi(v);
         else if ((v = cli_opt(argc, argv, &i, "--dtype"))) dtype = v;
         else if (!strcmp(argv[i], "--fallback")) opts.allow_fallback = 1;
+        else if ((v = cli_opt(argc, argv, &i, "--compute"))) {
+            if (!strcmp(v, "bf16")) opts.compute_dtype = SISA_DTYPE_BF16;
+            else if (strcmp(v, "f32")) return cli_usage(USAGE);
+        }
         else return cli_usage(USAGE);
     }
     if ((!dir) == (!name) || batch < 1 || T < 1 || reps < 1) return cli_usage(USAGE);

@@ -9,7 +9,7 @@
 #include "sisa.h"
 
 static const char *USAGE =
-    "sisa run -m DIR --tokens \"1,2,3\" [--backend NAME] [--device N] [--fallback] [--top-k K]";
+    "sisa run -m DIR --tokens \"1,2,3\" [--backend NAME] [--device N] [--fallback] [--compute f32|bf16] [--top-k K]";
 
 /* Parse "1,2,3" (commas or spaces). Returns count, or -1 on a bad number. */
 static int parse_tokens(const char *s, int32_t **out) {
@@ -66,6 +66,10 @@ int sisa_cmd_run(int argc, char **argv) {
         else if ((v = cli_opt(argc, argv, &i, "--device"))) opts.device = atoi(v);
         else if ((v = cli_opt(argc, argv, &i, "--top-k"))) top_k = atoi(v);
         else if (!strcmp(argv[i], "--fallback")) opts.allow_fallback = 1;
+        else if ((v = cli_opt(argc, argv, &i, "--compute"))) {
+            if (!strcmp(v, "bf16")) opts.compute_dtype = SISA_DTYPE_BF16;
+            else if (strcmp(v, "f32")) return cli_usage(USAGE);
+        }
         else return cli_usage(USAGE);
     }
     if (!dir || !toks || top_k < 1) return cli_usage(USAGE);
