@@ -267,7 +267,7 @@ static void c_ssm_carry(sisa_graph *g, outs *o) {
     sisa_tensor *bs = IN(g, "bs", SISA_F32, 1, B, T, H * ds), *cs = IN(g, "cs", SISA_F32, 1, B, T, H * ds);
     sisa_tensor *th = IN(g, "theta", SISA_F32, 1, B, T, H * ds / 2);
     sisa_tensor *lr = IN(g, "lambda", SISA_F32, 1, 1, 1, H);
-    sisa_tensor *phi0 = IN(g, "phi0", SISA_F16, 1, 1, B, H * ds / 2);
+    sisa_tensor *phi0 = IN(g, "phi0", SISA_F32, 1, 1, B, H * ds / 2);
     sisa_tensor *gd = sisa_ssm_decay(g, a, ba, g0);
     out(o, gd, F32_TOL);
     out(o, sisa_ssm_channels(g, bs, cs, th, gd, lr, phi0, SISA_SSM_FACTORED, 64, 11.0f), F32_TOL);
