@@ -78,6 +78,16 @@ static sisa_status launch(ocl_stream *s, args *a, cl_uint dims, const size_t *gl
         return ocl_fail(a->err, "%s: clSetKernelArg(%u)", a->name, a->bad);
     for (cl_uint i = 0; i < dims; i++)
         if (global[i] == 0) return SISA_OK; /* nothing to do */
+    if (local) {
+        /* a compiled kernel may allow fewer work-items per group than the device (registers) */
+        size_t want = local[0] * (dims > 1 ? local[1] : 1), kwg = 0;
+        if (clGetKernelWorkGroupInfo(a->k, s->dev->id, CL_KERNEL_WORK_GROUP_SIZE, sizeof kwg, &kwg,
+                                     NULL) == CL_SUCCESS && kwg > 0 && want > kwg)
+            return sisa_err(SISA_UNSUPPORTED,
+                            "opencl: %s needs %zu work-items per group but this build of it allows "
+                            "%zu on '%s' (for SDPA set SISA_CL_SDPA_BQ=%zu or lower)",
+                            a->name, want, kwg, s->dev->name, kwg);
+    }
     cl_int err = clEnqueueNDRangeKernel(s->q, a->k, dims, NULL, global, local, 0, NULL, NULL);
     if (err != CL_SUCCESS)
         return ocl_fail(err, "clEnqueueNDRangeKernel(%s, global %zu x %zu, local %zu x %zu)",

@@ -5,7 +5,8 @@
  *   MATMUL  y = x·Wᵀ, M = 8·2048 tokens, K = 768, N = 768 (W_Q..W_O), 2908 (W_gate/W_up, d_s 16),
  *           50277 (logits), plus W_down (K = 2908, N = 768)             FLOP = 2·M·N·K
  *   SDPA    f32, causal, B = 8, H = 12, d_h = 64: SISA d_s = 16 (d_qk 80, d_v 64) form A and
- *           form B, and the Transformer control (64/64); T = 2048 and 4096
+ *           form B, and the Transformer control (64/64); T = 2048 and 4096; one decode step
+ *           (form B, Tq = 1 at p0 = T - 1 over T = 2048 keys, FLOP = 2·B·H·T·(d_qk + d_v))
  *           FLOP = 2·B·H·(T(T+1)/2)·(d_qk + d_v)  (the causal half only: the work that counts)
  *
  * One device serves every case. Each timing: one warm-up compute (kernel builds, CLBlast's
@@ -48,7 +49,7 @@ static sisa_status fill(sisa_tensor *t, double scale, uint64_t seed) {
     for (int64_t k = 0; k < n; k++) {
         x ^= x << 13, x ^= x >> 7, x ^= x << 17;
         double u = (double)(x >> 11) / 9007199254740992.0 * 2.0 - 1.0;
-        if (strncmp(t->name, "g", 1) == 0) /* a decay: decreasing along the row (time) */
+        if (t->name[0] == 'g') /* a decay: decreasing along the row (time) */
             u = -0.02 * (double)(k % t->shape[3]);
         else u *= scale;
         sisa_store_elem(buf + (size_t)k * es, t->dtype, u);
@@ -123,28 +124,33 @@ static void bench_matmul(int64_t M, int64_t N, int64_t K, const char *what) {
     sisa_graph_free(g);
 }
 
+/* decode: one query at position T-1 over T cached keys (Tq = 1, p0 = T - 1) */
 static void bench_sdpa(int64_t B, int64_t H, int64_t T, int64_t dqk, int64_t dv, bool form_b,
-                       const char *what) {
+                       bool decode, const char *what) {
     sisa_graph *g = sisa_graph_new();
-    sisa_tensor *q = sisa_graph_input(g, "q", SISA_F32, B, H, T, dqk);
+    const int64_t Tq = decode ? 1 : T;
+    sisa_tensor *q = sisa_graph_input(g, "q", SISA_F32, B, H, Tq, dqk);
     sisa_tensor *k = sisa_graph_input(g, "k", SISA_F32, B, H, T, dqk);
     sisa_tensor *v = sisa_graph_input(g, "v", SISA_F32, B, H, T, dv);
-    sisa_sdpa_params p = {.scale = 1.0f / sqrtf(64.0f), .causal = 1};
+    sisa_sdpa_params p = {.scale = 1.0f / sqrtf(64.0f), .causal = 1, .p0 = (int32_t)(T - Tq)};
     if (form_b) {
-        p.gq = p.gk = sisa_graph_input(g, "g", SISA_F32, 1, B, H, T);
+        p.gq = sisa_graph_input(g, "gq", SISA_F32, 1, B, H, Tq);
+        p.gk = sisa_graph_input(g, "gk", SISA_F32, 1, B, H, T);
         p.d_content = 64;
     }
     sisa_tensor *y = sisa_tensor_set_output(sisa_sdpa(g, q, k, v, &p));
     char shape[96];
-    snprintf(shape, sizeof shape, "B=%lld H=%lld T=%lld d_qk=%lld d_v=%lld%s", (long long)B,
-             (long long)H, (long long)T, (long long)dqk, (long long)dv, form_b ? " B" : "");
+    snprintf(shape, sizeof shape, "B=%lld H=%lld T=%lld d_qk=%lld d_v=%lld%s%s", (long long)B,
+             (long long)H, (long long)T, (long long)dqk, (long long)dv, form_b ? " B" : "",
+             decode ? " Tq=1" : "");
     result r;
     sisa_status st = time_graph(g, y, &r);
     if (st != SISA_OK) {
         printf("%-10s %-38s FAILED: %s\n", what, shape, sisa_last_error());
         failures++;
     } else {
-        double flop = 2.0 * (double)(B * H) * ((double)T * (double)(T + 1) / 2.0) * (double)(dqk + dv);
+        double pairs = decode ? (double)T : (double)T * (double)(T + 1) / 2.0;
+        double flop = 2.0 * (double)(B * H) * pairs * (double)(dqk + dv);
         print_row(what, shape, flop, &r);
     }
     sisa_graph_free(g);
@@ -184,10 +190,11 @@ int main(int argc, char **argv) {
     }
     if (strcmp(only, "matmul") != 0) {
         for (int64_t T = T0; T <= 2 * T0; T *= 2) {
-            bench_sdpa(B, 12, T, 80, 64, false, "SDPA");
-            bench_sdpa(B, 12, T, 80, 64, true, "SDPA");
-            bench_sdpa(B, 12, T, 64, 64, false, "SDPA");
+            bench_sdpa(B, 12, T, 80, 64, false, false, "SDPA");
+            bench_sdpa(B, 12, T, 80, 64, true, false, "SDPA");
+            bench_sdpa(B, 12, T, 64, 64, false, false, "SDPA");
         }
+        bench_sdpa(B, 12, T0, 80, 64, true, true, "SDPA");
         if (sweep && strcmp(backend, "opencl") == 0) {
             static const char *bqs[] = {"32", "64", "128"}, *bks[] = {"16", "32", "64"};
             for (int i = 0; i < 3; i++)
@@ -201,7 +208,7 @@ int main(int argc, char **argv) {
                         printf("bench_opencl: reopening: %s\n", sisa_last_error());
                         return 1;
                     }
-                    bench_sdpa(B, 12, T0, 80, 64, false, what);
+                    bench_sdpa(B, 12, T0, 80, 64, false, false, what);
                 }
             unsetenv("SISA_CL_SDPA_BQ");
             unsetenv("SISA_CL_SDPA_BK");

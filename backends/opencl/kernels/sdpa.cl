@@ -6,9 +6,12 @@
  *   causal: key j is visible to query i iff j <= p0 + i.     dst (B,Tq,H,DV)
  *
  * One work-group = BQ consecutive queries of one (b, h); one work-item = one query row, held in
- * registers (DQK, DV and DC are build-time constants so the arrays unroll). Keys and values
- * stream through local memory in tiles of BK, and each row keeps an online softmax (running max
- * m, running sum l, unnormalised output acc) rescaled once per tile: no Tq×Tk matrix exists.
+ * registers (DQK, DV and DC are build-time constants so the channel loops unroll). Keys and
+ * values stream through local memory in tiles of BK; each row keeps an online softmax per key
+ * (running max m, sum l, unnormalised output acc; acc is rescaled only when m grows, which after
+ * the first keys is rare): no Tq×Tk matrix exists, and no per-tile score array either — the key
+ * loop is not unrolled, which keeps NVIDIA's compile of a variant near a second (a fully
+ * unrolled tile took 14-17 s per variant there).
  * Tiles past the last key visible to the group are never loaded, so a decode step may leave
  * the cache beyond p0 + Tq uninitialised, as in the oracle. A row whose keys are all masked
  * gives zeros; a NaN score makes the row NaN.
@@ -33,8 +36,11 @@ __kernel __attribute__((reqd_work_group_size(BQ, 1, 1)))
 void k_sdpa(DARG(T_D, d), const long H, const long Tq, const long Tk, const float scale,
             const int causal, const long p0, TARG(T_S0, qt), TARG(T_S1, kt), TARG(T_S2, vt),
             FARG(gq), FARG(gk)) {
-    __local float Ks[BK * DQK];
-    __local float Vs[BK * DV];
+    /* float4 storage: 16-byte aligned rows, so the row reads below are 128-bit loads */
+    __local float4 Ks4[BK * DQK / 4 + 1];
+    __local float4 Vs4[BK * DV / 4 + 1];
+    __local float *Ks = (__local float *)Ks4;
+    __local float *Vs = (__local float *)Vs4;
 #if FORM_B
     __local float Gk[BK];
 #endif
@@ -46,13 +52,32 @@ void k_sdpa(DARG(T_D, d), const long H, const long Tq, const long Tk, const floa
     /* (b, h) bases, so the tile loops do two multiply-adds per element */
     const long qb = AT(qt, b, h, 0, 0), kb = AT(kt, b, h, 0, 0), vb = AT(vt, b, h, 0, 0);
 
+#if VEC_QK
+    float4 q[DQK / 4];
+#pragma unroll
+    for (int c = 0; c < DQK / 4; c++) {
+        const long e = qb + i * qt_st.s2;
+        q[c] = active ? (float4)(LD(T_S0, qt, e + (4 * c) * qt_st.s3),
+                                 LD(T_S0, qt, e + (4 * c + 1) * qt_st.s3),
+                                 LD(T_S0, qt, e + (4 * c + 2) * qt_st.s3),
+                                 LD(T_S0, qt, e + (4 * c + 3) * qt_st.s3)) * scale
+                      : (float4)(0.0f);
+    }
+#else
     float q[DQK];
-    float acc[DV];
 #pragma unroll
     for (int c = 0; c < DQK; c++)
         q[c] = active ? LD(T_S0, qt, qb + i * qt_st.s2 + c * qt_st.s3) * scale : 0.0f;
+#endif
+#if VEC_V
+    float4 acc[DV / 4];
+#pragma unroll
+    for (int c = 0; c < DV / 4; c++) acc[c] = (float4)(0.0f);
+#else
+    float acc[DV];
 #pragma unroll
     for (int c = 0; c < DV; c++) acc[c] = 0.0f;
+#endif
 #if FORM_B
     const float gqi = active ? gq[AT(gq, 0, b, h, i)] : 0.0f;
 #endif
@@ -83,71 +108,73 @@ void k_sdpa(DARG(T_D, d), const long H, const long Tq, const long Tk, const floa
         }
 #endif
         barrier(CLK_LOCAL_MEM_FENCE);
-        if (k0 >= my_end) continue;
-
-        float s[BK];
-        float tmax = -INFINITY;
-#pragma unroll
-        for (int jj = 0; jj < BK; jj++) {
-            float dot = 0.0f;
+        const int n = (int)min((long)BK, my_end - k0); /* visible keys of this tile (<= 0: none) */
+        for (int jj = 0; jj < n; jj++) {
 #if VEC_QK
+            __local const float4 *kr4 = Ks4 + jj * (DQK / 4);
+            float4 d4 = (float4)(0.0f);
 #pragma unroll
-            for (int c = 0; c < DC; c += 4) {
-                const float4 kv = vload4(0, Ks + jj * DQK + c);
-                dot += q[c] * kv.x + q[c + 1] * kv.y + q[c + 2] * kv.z + q[c + 3] * kv.w;
-            }
-#else
+            for (int c = 0; c < DC / 4; c++) d4 = fma(q[c], kr4[c], d4);
+            float sc = (d4.x + d4.y) + (d4.z + d4.w);
+#if FORM_B
+            float4 e4 = (float4)(0.0f);
 #pragma unroll
-            for (int c = 0; c < DC; c++) dot += q[c] * Ks[jj * DQK + c];
+            for (int c = DC / 4; c < DQK / 4; c++) e4 = fma(q[c], kr4[c], e4);
+            sc += exp(gqi - Gk[jj]) * ((e4.x + e4.y) + (e4.z + e4.w));
 #endif
+#else
+            __local const float *kr = Ks + jj * DQK;
+            float sc = 0.0f;
+#pragma unroll
+            for (int c = 0; c < DC; c++) sc = fma(q[c], kr[c], sc);
 #if FORM_B
             float dec = 0.0f;
-#if VEC_QK
 #pragma unroll
-            for (int c = DC; c < DQK; c += 4) {
-                const float4 kv = vload4(0, Ks + jj * DQK + c);
-                dec += q[c] * kv.x + q[c + 1] * kv.y + q[c + 2] * kv.z + q[c + 3] * kv.w;
-            }
-#else
-#pragma unroll
-            for (int c = DC; c < DQK; c++) dec += q[c] * Ks[jj * DQK + c];
+            for (int c = DC; c < DQK; c++) dec = fma(q[c], kr[c], dec);
+            sc += exp(gqi - Gk[jj]) * dec;
 #endif
-            dot += exp(gqi - Gk[jj]) * dec;
 #endif
-            const bool visible = k0 + jj < my_end;
-            nan_seen |= visible && isnan(dot);
-            s[jj] = visible ? dot : -INFINITY;
-            tmax = fmax(tmax, s[jj]);
-        }
-        const float mnew = fmax(m, tmax);
-        if (mnew == -INFINITY) continue; /* no visible key yet */
-        const float corr = exp(m - mnew);
-        l *= corr;
-#pragma unroll
-        for (int c = 0; c < DV; c++) acc[c] *= corr;
-#pragma unroll
-        for (int jj = 0; jj < BK; jj++) {
-            const float p = exp(s[jj] - mnew);
-            l += p;
+            nan_seen |= isnan(sc);
+            if (sc == -INFINITY) continue; /* contributes exp(-inf) = 0 */
+            if (sc > m) { /* new running max: rescale what is accumulated so far */
+                const float corr = exp(m - sc);
+                l *= corr;
 #if VEC_V
 #pragma unroll
-            for (int c = 0; c < DV; c += 4) {
-                const float4 vv = vload4(0, Vs + jj * DV + c);
-                acc[c] += p * vv.x;
-                acc[c + 1] += p * vv.y;
-                acc[c + 2] += p * vv.z;
-                acc[c + 3] += p * vv.w;
-            }
+                for (int c = 0; c < DV / 4; c++) acc[c] *= corr;
 #else
 #pragma unroll
-            for (int c = 0; c < DV; c++) acc[c] += p * Vs[jj * DV + c];
+                for (int c = 0; c < DV; c++) acc[c] *= corr;
+#endif
+                m = sc;
+            }
+            const float p = exp(sc - m);
+            l += p;
+#if VEC_V
+            __local const float4 *vr4 = Vs4 + jj * (DV / 4);
+#pragma unroll
+            for (int c = 0; c < DV / 4; c++) acc[c] = fma((float4)(p), vr4[c], acc[c]);
+#else
+            __local const float *vr = Vs + jj * DV;
+#pragma unroll
+            for (int c = 0; c < DV; c++) acc[c] = fma(p, vr[c], acc[c]);
 #endif
         }
-        m = mnew;
     }
     if (!active) return;
     const float inv = nan_seen ? NAN : l == 0.0f ? 0.0f : 1.0f / l;
     const long o = d_off + ((b * Tq + i) * H + h) * DV;
+#if VEC_V
+#pragma unroll
+    for (int c = 0; c < DV / 4; c++) {
+        const float4 r = acc[c] * inv;
+        STORE(T_D, d, o + 4 * c, r.x);
+        STORE(T_D, d, o + 4 * c + 1, r.y);
+        STORE(T_D, d, o + 4 * c + 2, r.z);
+        STORE(T_D, d, o + 4 * c + 3, r.w);
+    }
+#else
 #pragma unroll
     for (int c = 0; c < DV; c++) STORE(T_D, d, o + c, acc[c] * inv);
+#endif
 }
