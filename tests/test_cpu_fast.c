@@ -366,7 +366,7 @@ static const sdpa_case sdpa_cases[] = {
     {2, 2, 17, 17, 66, 64, 1, 0, 1, 64, 0, 0},    /* form B, d_s = 2 */
     {1, 2, 1, 50, 80, 64, 1, 49, 1, 64, 0, 0},    /* form B decode */
     {1, 2, 9, 30, 80, 64, 1, 3, 1, 0, 0, 0},      /* form B, every dim decayed */
-    {1, 2, 20, 20, 33, 17, 0, 0, 1, 20, 0, 0},    /* form B not causal */
+    {1, 2, 20, 20, 33, 17, 1, 0, 1, 20, 0, 0},    /* form B (causal by definition), Tq = Tk */
     {1, 2, 1, 64, 80, 64, 1, 20, 0, 0, 1, 0},     /* NaN cache past the position */
     {1, 2, 17, 70, 80, 64, 1, 0, 1, 64, 1, 0},    /* same, form B prefill */
     {1, 2, 5, 5, 16, 16, 1, 0, 0, 0, 0, 1},       /* NaN V seen only by the last query */
