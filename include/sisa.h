@@ -114,6 +114,9 @@ typedef struct sisa_load_options {
      * the default, or SISA_DTYPE_BF16 on devices that have it). The residual stream, g and the
      * logits stay f32 whatever this says; math is fp32 or better either way. */
     sisa_dtype_public compute_dtype;
+    /* Time every op (each node run and waited for on its own: slower, for finding where the
+     * time goes). Read with sisa_model_profile. */
+    int profile;
 } sisa_load_options;
 
 /* Load a model directory (config.json + model.safetensors). Validates everything. */
@@ -134,9 +137,12 @@ typedef struct sisa_clamp_report {
 } sisa_clamp_report;
 
 /* Full-sequence forward in the augmented form (A). tokens: batch·T ids, row-major.
- * logits: batch·T·vocab floats (caller's memory). report may be NULL. */
+ * logits: batch·T·vocab floats (caller's memory), or NULL to leave them on the device (no copy
+ * back: for benchmarks, or when only the clamp report is wanted). report may be NULL. */
 sisa_status sisa_model_forward(sisa_model *m, const int32_t *tokens, int batch, int T,
                                float *logits, sisa_clamp_report *report);
+/* Per-op time table (markdown) of the forwards run since load with sisa_load_options.profile. */
+sisa_status sisa_model_profile(const sisa_model *m, char *buf, size_t len);
 
 /* ---- tokenizer (Hugging Face tokenizer.json, byte-level BPE) ------------------------------- */
 

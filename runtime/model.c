@@ -212,6 +212,22 @@ static sisa_dtype storage_dtype(const sisa_device *d, sisa_dtype file) {
 
 #define WALIGN 256
 #define IN_PLACE (-1)
+/* On GPU devices the FFN width is padded with zeros to a multiple of this: a GEMM whose leading
+ * dimension is an odd width such as 2908 misses the matrix units' aligned paths (2.6x slower on
+ * an H100, docs/CUDA.md). Exact: the padded gate/up rows are 0, silu(0)·0 = 0, and the padded
+ * w_down columns are 0. */
+#define FFN_PAD 64
+
+static bool is_ffn_in(const char *name) {
+    size_t n = strlen(name);
+    return (n > 17 && !strcmp(name + n - 17, "ffn.w_gate.weight")) ||
+           (n > 15 && !strcmp(name + n - 15, "ffn.w_up.weight"));
+}
+
+static bool is_ffn_out(const char *name) {
+    size_t n = strlen(name);
+    return n > 17 && !strcmp(name + n - 17, "ffn.w_down.weight");
+}
 
 /* Can the device's kernels read any host memory through buffer->host_ptr? Only the two CPU
  * backends: PoCL (OpenCL) and lavapipe (Vulkan) are CPU devices too (info.is_cpu), but their
@@ -229,12 +245,13 @@ static sisa_status plan_weights(sisa_model *m, int *chunk_of, size_t *chunk_size
     for (int i = 0; i < m->n_weights; i++) {
         sisa_weight *w = &m->weights[i];
         const sisa_st_tensor *t = sisa_st_find(m->st, w->name);
-        if (reads_host_memory(dev) && w->dtype == t->dtype &&
+        const bool padded = w->shape[2] != w->file_rows || w->shape[3] != w->file_cols;
+        if (reads_host_memory(dev) && w->dtype == t->dtype && !padded &&
             t->file_offset % sisa_dtype_size(t->dtype) == 0) {
             chunk_of[i] = IN_PLACE;
             continue;
         }
-        size_t nbytes = (size_t)sisa_st_nelements(t) * sisa_dtype_size(w->dtype);
+        size_t nbytes = (size_t)(w->shape[2] * w->shape[3]) * sisa_dtype_size(w->dtype);
         if (nbytes > limit)
             return sisa_err(SISA_OUT_OF_MEMORY,
                             "%s: tensor '%s' needs %zu bytes, more than backend '%s' device '%s' "
@@ -253,21 +270,28 @@ static sisa_status plan_weights(sisa_model *m, int *chunk_of, size_t *chunk_size
     return SISA_OK;
 }
 
-/* Copy one weight into its device buffer, converting to f32 when the device lacks its dtype. */
+/* Copy one weight into its device buffer, converting to f32 when the device lacks its dtype and
+ * zero-padding rows/columns where w's shape is larger than the file's (FFN_PAD). */
 static sisa_status write_weight(sisa_model *m, sisa_weight *w, const sisa_st_tensor *t) {
     const int64_t ne = sisa_st_nelements(t);
-    const size_t es = sisa_dtype_size(t->dtype);
+    const size_t es = sisa_dtype_size(t->dtype), ws = sisa_dtype_size(w->dtype);
+    const int64_t rows = w->shape[2], cols = w->shape[3];
     sisa_status st;
-    if (w->dtype == t->dtype) {
+    if (w->dtype == t->dtype && rows == w->file_rows && cols == w->file_cols) {
         st = w->buffer->iface->write(w->buffer, w->offset, t->data, (size_t)ne * es);
     } else {
-        float *tmp = malloc((size_t)(ne ? ne : 1) * sizeof *tmp);
+        unsigned char *tmp = calloc((size_t)(rows * cols > 0 ? rows * cols : 1), ws);
         if (!tmp) return sisa_err(SISA_OUT_OF_MEMORY, "%s: tensor '%s': out of host memory", m->st->path, w->name);
-        for (int64_t k = 0; k < ne; k++)
-            tmp[k] = (float)sisa_load_elem((const char *)t->data + (size_t)k * es, t->dtype);
-        st = w->buffer->iface->write(w->buffer, w->offset, tmp, (size_t)ne * sizeof *tmp);
+        for (int64_t r = 0; r < w->file_rows; r++)
+            for (int64_t c = 0; c < w->file_cols; c++) {
+                const char *src = (const char *)t->data + (size_t)(r * w->file_cols + c) * es;
+                unsigned char *dst = tmp + (size_t)(r * cols + c) * ws;
+                if (w->dtype == t->dtype) memcpy(dst, src, es);
+                else sisa_store_elem(dst, w->dtype, sisa_load_elem(src, t->dtype));
+            }
+        st = w->buffer->iface->write(w->buffer, w->offset, tmp, (size_t)(rows * cols) * ws);
         free(tmp);
-        m->n_converted++;
+        if (w->dtype != t->dtype) m->n_converted++;
     }
     if (st != SISA_OK)
         return sisa_err_prefix(st, "%s: tensor '%s': upload to backend '%s'", m->st->path, w->name,
@@ -290,8 +314,12 @@ static sisa_status upload(sisa_model *m, const sisa_weight_spec *specs, int n) {
         w->file_dtype = t->dtype;
         w->dtype = storage_dtype(m->dev, t->dtype);
         w->shape[0] = w->shape[1] = 1;
-        w->shape[2] = specs[i].n_dims == 2 ? specs[i].shape[0] : 1;
-        w->shape[3] = specs[i].n_dims == 2 ? specs[i].shape[1] : specs[i].shape[0];
+        w->shape[2] = w->file_rows = specs[i].n_dims == 2 ? specs[i].shape[0] : 1;
+        w->shape[3] = w->file_cols = specs[i].n_dims == 2 ? specs[i].shape[1] : specs[i].shape[0];
+        if (!reads_host_memory(m->dev) && is_ffn_in(w->name))
+            w->shape[2] = (w->shape[2] + FFN_PAD - 1) / FFN_PAD * FFN_PAD;
+        if (!reads_host_memory(m->dev) && is_ffn_out(w->name))
+            w->shape[3] = (w->shape[3] + FFN_PAD - 1) / FFN_PAD * FFN_PAD;
     }
     if (st == SISA_OK) st = plan_weights(m, chunk_of, chunk_size, &n_chunks);
     if (st == SISA_OK && n_chunks && !(m->wbufs = calloc((size_t)n_chunks, sizeof *m->wbufs)))
@@ -421,6 +449,7 @@ static sisa_status load(const char *dir, const sisa_load_options *opts, sisa_dev
         m->st = NULL;
     }
     if (st == SISA_OK) st = sisa_sched_new(m->dev, o.allow_fallback != 0, &m->sched);
+    if (st == SISA_OK) m->sched->profile = o.profile != 0;
     /* reserve the arena once from the worst case, and place it now: strict errors show at load */
     if (st == SISA_OK) st = sisa_model_build_graph(m, m->max_batch, m->max_tokens, false, &m->cache);
     if (st == SISA_OK) st = sisa_arena_reserve(&m->sched->arena, m->cache->graph);
@@ -526,7 +555,6 @@ sisa_status sisa_model_graph_clamp_report(const sisa_model *m, const sisa_model_
 sisa_status sisa_model_forward(sisa_model *m, const int32_t *tokens, int batch, int T,
                                float *logits, sisa_clamp_report *report) {
     if (!m) return sisa_err(SISA_INVALID_ARG, "forward: NULL model");
-    if (!logits) return sisa_err(SISA_INVALID_ARG, "forward: NULL logits");
     SISA_TRY(sisa_model_check_input(m, tokens, batch, T));
     if (!m->cache || m->cache->batch != batch || m->cache->T != T) {
         sisa_model_graph_free(m->cache);
@@ -536,8 +564,16 @@ sisa_status sisa_model_forward(sisa_model *m, const int32_t *tokens, int batch, 
     sisa_status st = sisa_model_graph_run(m, m->cache, tokens);
     if (st != SISA_OK) return sisa_err_prefix(st, "forward on backend '%s'", m->dev->backend->name);
     size_t n = (size_t)batch * (size_t)T * (size_t)m->cfg.vocab_size;
-    SISA_TRY(sisa_tensor_read(m->cache->logits, logits, n * sizeof(float)));
+    if (logits) SISA_TRY(sisa_tensor_read(m->cache->logits, logits, n * sizeof(float)));
     if (report) SISA_TRY(sisa_model_graph_clamp_report(m, m->cache, report));
+    return SISA_OK;
+}
+
+sisa_status sisa_model_profile(const sisa_model *m, char *buf, size_t len) {
+    if (!m || !buf || !len) return sisa_err(SISA_INVALID_ARG, "profile: NULL model or buffer");
+    if (!m->sched->profile)
+        return sisa_err(SISA_INVALID_ARG, "profile: the model was loaded without sisa_load_options.profile");
+    sisa_sched_profile_table(m->sched, buf, len);
     return SISA_OK;
 }
 

@@ -71,6 +71,7 @@ typedef struct sisa_weight {
     sisa_dtype dtype;      /* storage dtype on the device */
     sisa_dtype file_dtype; /* dtype in model.safetensors (differs when converted at load) */
     int64_t shape[4];
+    int64_t file_rows, file_cols; /* shape in the file; shape[2..3] may be larger (zero padding) */
     sisa_buffer *buffer;
     size_t offset;
 } sisa_weight;

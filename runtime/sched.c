@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../backends/cpu/cpu.h"
 #include "error.h"
@@ -116,7 +117,52 @@ static sisa_status run_on_host(sisa_sched *s, sisa_tensor *n) {
     return SISA_OK;
 }
 
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* One node at a time, each waited for, timed per op (see sched.h). */
+static sisa_status compute_profiled(sisa_sched *s, sisa_graph *g) {
+    const sisa_stream_iface *si = s->stream->iface;
+    SISA_TRY(si->synchronize(s->stream));
+    for (int i = 0; i < g->n_nodes; i++) {
+        sisa_tensor *n = g->nodes[i];
+        if (n->op == SISA_OP_VIEW) continue;
+        double t0 = now_s();
+        if (n->device == PLACE_DEVICE) {
+            SISA_TRY(si->graph_compute(s->stream, g, i, i + 1));
+            SISA_TRY(si->synchronize(s->stream));
+        } else {
+            SISA_TRY(run_on_host(s, n));
+        }
+        s->op_seconds[n->op] += now_s() - t0;
+        s->op_calls[n->op]++;
+    }
+    return SISA_OK;
+}
+
+void sisa_sched_profile_table(const sisa_sched *s, char *buf, size_t len) {
+    double total = 0;
+    for (int op = 0; op < SISA_OP_COUNT; op++) total += s->op_seconds[op];
+    int n = snprintf(buf, len, "| op | calls | seconds | share |\n|---|---|---|---|\n");
+    bool done[SISA_OP_COUNT] = {0};
+    for (;;) { /* ops by decreasing time */
+        int best = -1;
+        for (int op = 0; op < SISA_OP_COUNT; op++)
+            if (!done[op] && s->op_calls[op] && (best < 0 || s->op_seconds[op] > s->op_seconds[best]))
+                best = op;
+        if (best < 0 || n < 0 || (size_t)n >= len) break;
+        done[best] = true;
+        n += snprintf(buf + n, len - (size_t)n, "| %s | %lld | %.4f | %.1f%% |\n", sisa_op_name(best),
+                      (long long)s->op_calls[best], s->op_seconds[best],
+                      total > 0 ? 100.0 * s->op_seconds[best] / total : 0.0);
+    }
+}
+
 sisa_status sisa_sched_compute(sisa_sched *s, sisa_graph *g) {
+    if (s->profile) return compute_profiled(s, g);
     const sisa_stream_iface *si = s->stream->iface;
     int i = 0;
     while (i < g->n_nodes) {

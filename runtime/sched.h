@@ -17,6 +17,11 @@ typedef struct sisa_sched {
     bool allow_fallback;
     sisa_arena arena;
     int n_fallback;     /* nodes of the last placed graph that fell back to the CPU */
+    /* profiling (off by default): every node is run and waited for on its own, so the
+     * per-op times add up to more than a normal run; they say where the time goes. */
+    bool profile;
+    double op_seconds[SISA_OP_COUNT];
+    int64_t op_calls[SISA_OP_COUNT];
     char report[2048];  /* one line per fallback node (truncated) */
 } sisa_sched;
 
@@ -26,5 +31,7 @@ void sisa_sched_free(sisa_sched *s);
 sisa_status sisa_sched_prepare(sisa_sched *s, sisa_graph *g);
 /* Run the whole prepared graph and wait for it. */
 sisa_status sisa_sched_compute(sisa_sched *s, sisa_graph *g);
+/* The per-op profile as a table (ops by time), into buf. */
+void sisa_sched_profile_table(const sisa_sched *s, char *buf, size_t len);
 
 #endif

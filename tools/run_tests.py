@@ -36,7 +36,11 @@ def main():
         name = t["name"]
         if (a.only and name not in a.only) or name in a.skip:
             continue
-        env = dict(os.environ, **{k: remap(v) for k, v in t.get("env", {}).items()})
+        env = dict(os.environ)
+        for k, v in t.get("env", {}).items():
+            v = remap(v)
+            # search paths meson sets for the build tree go in front of what is there already
+            env[k] = v + os.pathsep + env[k] if k.endswith("PATH") and env.get(k) else v
         t["cmd"] = [remap(c) for c in t["cmd"]]
         t["workdir"] = remap(t["workdir"]) if t.get("workdir") else None
         t0 = time.time()

@@ -67,14 +67,14 @@ __global__ void k_sdpa_scalar(sc_node n) {
         __syncthreads();
         for (int e = threadIdx.x; e < SK * D; e += blockDim.x) {
             const int j = e / D, c = e % D;
-            Ks[j * (D + 1) + c] = kt + j < Tk ? sc_ld(K, sc_off(K, b, h, kt + j, c)) : 0.0f;
+            Ks[j * (D + 1) + c] = kt + j < kend ? sc_ld(K, sc_off(K, b, h, kt + j, c)) : 0.0f;
         }
         for (int e = threadIdx.x; e < SK * Dv; e += blockDim.x) {
             const int j = e / Dv, c = e % Dv;
-            Vs[j * Dv + c] = kt + j < Tk ? sc_ld(V, sc_off(V, b, h, kt + j, c)) : 0.0f;
+            Vs[j * Dv + c] = kt + j < kend ? sc_ld(V, sc_off(V, b, h, kt + j, c)) : 0.0f;
         }
         if (formB && threadIdx.x < SK)
-            gks[threadIdx.x] = kt + threadIdx.x < Tk ? sc_ld(gk, sc_off(gk, 0, b, h, kt + threadIdx.x)) : 0.0f;
+            gks[threadIdx.x] = kt + threadIdx.x < kend ? sc_ld(gk, sc_off(gk, 0, b, h, kt + threadIdx.x)) : 0.0f;
         __syncthreads();
         if (kt >= nvis) continue;
         const int64_t j = kt + lane;
@@ -206,14 +206,14 @@ __global__ void __launch_bounds__(128) k_sdpa_wmma(sc_node n) {
         __syncthreads();
         for (int e = threadIdx.x; e < WK * L.dqp; e += nt) {
             const int j = e / L.dqp, c = e % L.dqp, ch = qk_channel(c, dc, L.dcp, D);
-            Ks[j * L.lq + c] = to_t<T>(kt + j < Tk && ch >= 0 ? sc_ld(K, sc_off(K, b, h, kt + j, ch)) : 0.0f);
+            Ks[j * L.lq + c] = to_t<T>(kt + j < kend && ch >= 0 ? sc_ld(K, sc_off(K, b, h, kt + j, ch)) : 0.0f);
         }
         for (int e = threadIdx.x; e < WK * L.dvp; e += nt) {
             const int j = e / L.dvp, c = e % L.dvp;
-            Vs[j * L.lv + c] = to_t<T>(kt + j < Tk && c < Dv ? sc_ld(V, sc_off(V, b, h, kt + j, c)) : 0.0f);
+            Vs[j * L.lv + c] = to_t<T>(kt + j < kend && c < Dv ? sc_ld(V, sc_off(V, b, h, kt + j, c)) : 0.0f);
         }
         if (formB && threadIdx.x < WK)
-            gks[threadIdx.x] = kt + threadIdx.x < Tk ? sc_ld(gk, sc_off(gk, 0, b, h, kt + threadIdx.x)) : 0.0f;
+            gks[threadIdx.x] = kt + threadIdx.x < kend ? sc_ld(gk, sc_off(gk, 0, b, h, kt + threadIdx.x)) : 0.0f;
         __syncthreads();
         if (kt >= warp_nvis) continue; /* every row of this warp is masked for this tile */
 

@@ -139,6 +139,8 @@ __global__ void __launch_bounds__(NW * 32) k_sdpa_fa(sc_node n) {
     const T *Vb = (const T *)V.p + b * V.nb[0] + h * V.nb[1];
 
     const int64_t qlast = min(Tq, q0 + FA_BQ) - 1;
+    /* keys no query of this block sees are never loaded (zero-filled): masked keys contribute
+     * nothing, not even 0·V_j, so a decode cache past the position may hold NaN (ops.h) */
     const int64_t kend = causal ? min(Tk, p0 + qlast + 1) : Tk;
     const int ntiles = kend > 0 ? (int)((kend + FA_BK - 1) / FA_BK) : 0;
     const int64_t wq0 = q0 + warp * 16;                 /* this warp's first query */
@@ -155,10 +157,10 @@ __global__ void __launch_bounds__(NW * 32) k_sdpa_fa(sc_node n) {
 
     load_tile<T, DQ, FA_BQ, NW>(Qs, LQ, Qb, Q.nb[2], q0, Tq, D);
     if (ntiles > 0) {
-        load_tile<T, DQ, FA_BK, NW>(Ks, LQ, Kb, K.nb[2], 0, Tk, D);
-        load_tile<T, DV, FA_BK, NW>(Vs, LV, Vb, V.nb[2], 0, Tk, Dv);
+        load_tile<T, DQ, FA_BK, NW>(Ks, LQ, Kb, K.nb[2], 0, kend, D);
+        load_tile<T, DV, FA_BK, NW>(Vs, LV, Vb, V.nb[2], 0, kend, Dv);
         if (FB && threadIdx.x < FA_BK)
-            gks[threadIdx.x] = threadIdx.x < Tk ? sc_ld(gk, sc_off(gk, 0, b, h, threadIdx.x)) * 1.4426950408889634f : 0.0f;
+            gks[threadIdx.x] = threadIdx.x < kend ? sc_ld(gk, sc_off(gk, 0, b, h, threadIdx.x)) * 1.4426950408889634f : 0.0f;
     }
     cp_commit();
 
@@ -173,11 +175,11 @@ __global__ void __launch_bounds__(NW * 32) k_sdpa_fa(sc_node n) {
         const int64_t kt = (int64_t)it * FA_BK;
         if (it + 1 < ntiles) {
             const int ns = st ^ 1;
-            load_tile<T, DQ, FA_BK, NW>(Ks + ns * FA_BK * LQ, LQ, Kb, K.nb[2], kt + FA_BK, Tk, D);
-            load_tile<T, DV, FA_BK, NW>(Vs + ns * FA_BK * LV, LV, Vb, V.nb[2], kt + FA_BK, Tk, Dv);
+            load_tile<T, DQ, FA_BK, NW>(Ks + ns * FA_BK * LQ, LQ, Kb, K.nb[2], kt + FA_BK, kend, D);
+            load_tile<T, DV, FA_BK, NW>(Vs + ns * FA_BK * LV, LV, Vb, V.nb[2], kt + FA_BK, kend, Dv);
             if (FB && threadIdx.x < FA_BK) {
                 const int64_t j = kt + FA_BK + threadIdx.x;
-                gks[ns * FA_BK + threadIdx.x] = j < Tk ? sc_ld(gk, sc_off(gk, 0, b, h, j)) * 1.4426950408889634f : 0.0f;
+                gks[ns * FA_BK + threadIdx.x] = j < kend ? sc_ld(gk, sc_off(gk, 0, b, h, j)) * 1.4426950408889634f : 0.0f;
             }
             cp_commit();
             cp_wait<1>();
