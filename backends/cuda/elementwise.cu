@@ -2,7 +2,7 @@
  * elementwise.cu — ops where each destination element depends on source elements at the same
  * (or a gathered) index: CPY, ADD (with broadcast), SCALE, SWIGLU, AUGMENT, EMBED (ops.h).
  *
- * One grid-stride kernel per op over the contiguous destination; sources are read through their
+ * One kernel per op, a block per destination row; sources are read through their
  * own element strides and dtypes, so views need no copy first. All math in fp32, one rounding on
  * the store. These ops are memory bound: the dtype switch is warp-uniform and costs nothing next
  * to the loads.
@@ -12,51 +12,56 @@
 enum { OP_CPY = SC_OP_CPY, OP_EMBED = SC_OP_EMBED, OP_ADD = SC_OP_ADD, OP_SCALE = SC_OP_SCALE,
        OP_SWIGLU = SC_OP_SWIGLU, OP_AUGMENT = SC_OP_AUGMENT };
 
+/* One block per destination row (grid-stride over rows): the row's coordinates and each source's
+ * row base are computed once per row, so the per-element work is one strided load per source and
+ * one store — no 64-bit divisions per element (they cost more than the memory traffic). */
 template <int OP>
-__global__ void k_elementwise(sc_node n, int64_t total) {
-    const sc_tensor &d = n.dst;
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total;
-         i += (int64_t)gridDim.x * blockDim.x) {
-        int64_t c[4];
-        sc_unflatten(d.ne, i, c);
-        float v;
-        if (OP == OP_CPY) {
-            v = sc_ld(n.src[0], sc_off(n.src[0], c[0], c[1], c[2], c[3]));
-        } else if (OP == OP_SCALE) {
-            v = sc_ld(n.src[0], sc_off(n.src[0], c[0], c[1], c[2], c[3])) * n.fp[0];
-        } else if (OP == OP_ADD) {
-            const sc_tensor &b = n.src[1];
-            float a = sc_ld(n.src[0], sc_off(n.src[0], c[0], c[1], c[2], c[3]));
-            float bv = sc_ld(b, sc_off(b, b.ne[0] == 1 ? 0 : c[0], b.ne[1] == 1 ? 0 : c[1],
-                                       b.ne[2] == 1 ? 0 : c[2], b.ne[3] == 1 ? 0 : c[3]));
-            v = a + bv;
-        } else if (OP == OP_SWIGLU) {
-            float g = sc_ld(n.src[0], sc_off(n.src[0], c[0], c[1], c[2], c[3]));
-            float u = sc_ld(n.src[1], sc_off(n.src[1], c[0], c[1], c[2], c[3]));
-            v = g / (1.0f + expf(-g)) * u;
-        } else if (OP == OP_AUGMENT) {
-            const int64_t Da = n.src[0].ne[3], Db = n.src[1].ne[3];
-            if (c[3] < Da)
-                v = sc_ld(n.src[0], sc_off(n.src[0], c[0], c[1], c[2], c[3]));
-            else if (c[3] < Da + Db)
-                v = sc_ld(n.src[1], sc_off(n.src[1], c[0], c[1], c[2], c[3] - Da));
-            else
-                v = 0.0f;
-        } else { /* EMBED: dst (1,B,T,D), ids (1,1,B,T), table (1,1,V,D) */
-            const sc_tensor &ids = n.src[1], &tab = n.src[0];
-            int32_t id = ((const int32_t *)ids.p)[sc_off(ids, 0, 0, c[1], c[2])];
-            v = (id >= 0 && id < tab.ne[2]) ? sc_ld(tab, sc_off(tab, 0, 0, id, c[3])) : 0.0f;
+__global__ void k_elementwise(sc_node n, int64_t rows) {
+    const sc_tensor &d = n.dst, &a = n.src[0], &b = n.src[1];
+    const int64_t W = d.ne[3];
+    for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+        const int64_t c2 = r % d.ne[2], q = r / d.ne[2], c1 = q % d.ne[1], c0 = q / d.ne[1];
+        int64_t ab = 0, bb = 0;
+        if (OP == OP_EMBED) { /* dst (1,B,T,D), ids (1,1,B,T), table (1,1,V,D) */
+            const int32_t id = ((const int32_t *)b.p)[sc_off(b, 0, 0, c1, c2)];
+            ab = (id >= 0 && id < a.ne[2]) ? id * a.nb[2] : -1;
+        } else {
+            ab = c0 * a.nb[0] + c1 * a.nb[1] + c2 * a.nb[2];
         }
-        sc_st(d, i, v);
+        if (OP == OP_ADD)
+            bb = (b.ne[0] == 1 ? 0 : c0) * b.nb[0] + (b.ne[1] == 1 ? 0 : c1) * b.nb[1] +
+                 (b.ne[2] == 1 ? 0 : c2) * b.nb[2];
+        else if (OP == OP_SWIGLU || OP == OP_AUGMENT)
+            bb = c0 * b.nb[0] + c1 * b.nb[1] + c2 * b.nb[2];
+        for (int64_t j = threadIdx.x; j < W; j += blockDim.x) {
+            float v;
+            if (OP == OP_CPY) {
+                v = sc_ld(a, ab + j * a.nb[3]);
+            } else if (OP == OP_SCALE) {
+                v = sc_ld(a, ab + j * a.nb[3]) * n.fp[0];
+            } else if (OP == OP_ADD) {
+                v = sc_ld(a, ab + j * a.nb[3]) + sc_ld(b, bb + (b.ne[3] == 1 ? 0 : j) * b.nb[3]);
+            } else if (OP == OP_SWIGLU) {
+                const float g = sc_ld(a, ab + j * a.nb[3]), u = sc_ld(b, bb + j * b.nb[3]);
+                v = g / (1.0f + expf(-g)) * u;
+            } else if (OP == OP_AUGMENT) {
+                const int64_t Da = a.ne[3], Db = b.ne[3];
+                v = j < Da ? sc_ld(a, ab + j * a.nb[3])
+                  : j < Da + Db ? sc_ld(b, bb + (j - Da) * b.nb[3]) : 0.0f;
+            } else { /* EMBED: an id out of range gives a zero row (ops.h) */
+                v = ab >= 0 ? sc_ld(a, ab + j * a.nb[3]) : 0.0f;
+            }
+            sc_st(d, r * W + j, v);
+        }
     }
 }
 
 extern "C" cudaError_t sc_launch_elementwise(const sc_node *n, cudaStream_t s) {
-    const int64_t total = n->dst.ne[0] * n->dst.ne[1] * n->dst.ne[2] * n->dst.ne[3];
-    if (total == 0) return cudaSuccess;
-    const int threads = 256;
-    unsigned blocks = sc_blocks(total, threads);
-    if (blocks > 65535u * 16u) blocks = 65535u * 16u;
+    const int64_t rows = n->dst.ne[0] * n->dst.ne[1] * n->dst.ne[2], W = n->dst.ne[3];
+    if (rows == 0 || W == 0) return cudaSuccess;
+    const int threads = W >= 512 ? 256 : W >= 128 ? 128 : 64;
+    const unsigned blocks = rows < (int64_t)65535 * 32 ? (unsigned)rows : 65535u * 32u;
+    const int64_t total = rows;
     switch (n->op) {
     case OP_CPY: k_elementwise<OP_CPY><<<blocks, threads, 0, s>>>(*n, total); break;
     case OP_EMBED: k_elementwise<OP_EMBED><<<blocks, threads, 0, s>>>(*n, total); break;

@@ -8,34 +8,41 @@
  */
 #include "sc_common.cuh"
 
-__global__ void k_rope(sc_node n, int64_t pairs) {
+/* One block per (b, t) row of H·D/2 pairs. The frequencies base^(-2m/D) are computed once per
+ * block in fp64 into shared memory; the angle (p0 + t)·freq is formed and reduced modulo 2π in
+ * fp64, and only the reduced angle (|r| <= π) goes through the fp32 sincos: fp32 sincos of the
+ * raw angle (up to ~4096 rad) would be off by ~1e-4, over the f32 tolerance. */
+__global__ void k_rope(sc_node n, int64_t rows) {
     const sc_tensor &x = n.src[0], &d = n.dst;
-    const int64_t D = x.ne[3], half = D / 2;
+    const int64_t H = x.ne[2], D = x.ne[3], half = D / 2;
+    extern __shared__ double freq[];
     const double log_base = log((double)n.fp[0]);
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < pairs;
-         i += (int64_t)gridDim.x * blockDim.x) {
-        const int64_t m = i % half;
-        int64_t r = i / half;
-        const int64_t h = r % x.ne[2]; r /= x.ne[2];
-        const int64_t t = r % x.ne[1];
-        const int64_t b = r / x.ne[1];
-        const double freq = exp(-((double)(2 * m) / (double)D) * log_base);
-        const double angle = (double)(n.ip[0] + t) * freq;
-        double sn, cs;
-        sincos(angle, &sn, &cs);
-        const int64_t o = sc_off(x, b, t, h, 2 * m);
-        const float x0 = sc_ld(x, o), x1 = sc_ld(x, o + x.nb[3]);
-        const int64_t od = ((b * x.ne[1] + t) * x.ne[2] + h) * D + 2 * m;
-        sc_st(d, od, (float)(x0 * cs - x1 * sn));
-        sc_st(d, od + 1, (float)(x0 * sn + x1 * cs));
+    for (int64_t m = threadIdx.x; m < half; m += blockDim.x)
+        freq[m] = exp(-((double)(2 * m) / (double)D) * log_base);
+    __syncthreads();
+    const double two_pi = 6.283185307179586476925286766559;
+    for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+        const int64_t t = r % x.ne[1], b = r / x.ne[1];
+        const double pos = (double)(n.ip[0] + t);
+        for (int64_t i = threadIdx.x; i < H * half; i += blockDim.x) {
+            const int64_t h = i / half, m = i % half;
+            const double a = pos * freq[m];
+            const float red = (float)(a - rint(a / two_pi) * two_pi);
+            float sn, cs;
+            sincosf(red, &sn, &cs);
+            const int64_t o = sc_off(x, b, t, h, 2 * m);
+            const float x0 = sc_ld(x, o), x1 = sc_ld(x, o + x.nb[3]);
+            const int64_t od = (r * H + h) * D + 2 * m;
+            sc_st(d, od, x0 * cs - x1 * sn);
+            sc_st(d, od + 1, x0 * sn + x1 * cs);
+        }
     }
 }
 
 extern "C" cudaError_t sc_launch_rope(const sc_node *n, cudaStream_t s) {
-    const int64_t pairs = n->src[0].ne[0] * n->src[0].ne[1] * n->src[0].ne[2] * (n->src[0].ne[3] / 2);
-    if (pairs == 0) return cudaSuccess;
-    unsigned blocks = sc_blocks(pairs, 256);
-    if (blocks > 1u << 20) blocks = 1u << 20;
-    k_rope<<<blocks, 256, 0, s>>>(*n, pairs);
+    const int64_t rows = n->src[0].ne[0] * n->src[0].ne[1], half = n->src[0].ne[3] / 2;
+    if (rows == 0 || half == 0) return cudaSuccess;
+    const unsigned blocks = rows < (int64_t)65535 * 32 ? (unsigned)rows : 65535u * 32u;
+    k_rope<<<blocks, 128, (size_t)half * sizeof(double), s>>>(*n, rows);
     return cudaGetLastError();
 }
