@@ -113,6 +113,9 @@ int main(int argc, char **argv) {
     threads = sisa_cpu_pool_size(pool);
 
     const char *blas_path = getenv("SISA_BENCH_BLAS") ? getenv("SISA_BENCH_BLAS") : "libopenblas.so.0";
+    /* read before dlopen: OpenBLAS writes its own choice into the variable when it loads */
+    char user_core[64] = "";
+    if (getenv("OPENBLAS_CORETYPE")) snprintf(user_core, sizeof user_core, "%s", getenv("OPENBLAS_CORETYPE"));
     void *h = dlopen(blas_path, RTLD_NOW | RTLD_LOCAL);
     sgemm_fn sgemm = h ? (sgemm_fn)dlsym(h, "cblas_sgemm") : NULL;
     if (h) {
@@ -126,10 +129,10 @@ int main(int argc, char **argv) {
     if (sgemm) {
         const char *core = cn ? cn() : "";
         printf("reference: %s (cblas_sgemm%s%s)\n", blas_path, cn ? ", core " : "", core);
-        if (sisa_fast_get_isa() == SISA_FAST_ISA_AVX512 && core && strcasestr(core, "haswell") &&
-            !getenv("OPENBLAS_CORETYPE"))
-            printf("note: OpenBLAS picked AVX2 kernels on this AVX-512 CPU (an OpenBLAS too old to "
-                   "know it); OPENBLAS_CORETYPE=SkylakeX gives its AVX-512 ones\n");
+        if (user_core[0])
+            printf("note: OPENBLAS_CORETYPE=%s was set in the environment, so OpenBLAS runs that "
+                   "core's kernels, not necessarily its best for this CPU (unset it to let OpenBLAS "
+                   "choose)\n", user_core);
     } else
         printf("reference: none (%s not found: %s)\n", blas_path, dlerror());
 
