@@ -34,7 +34,7 @@ typedef struct sdpa_job {
     int64_t BQ, BK, nqb;
     int64_t npk, npv, nkb;   /* key panels, value panels (along Dv), key blocks */
     size_t kpack_floats, vpack_floats; /* per (b, h) pair */
-    int64_t pair0;           /* first (b, h) pair of this group */
+    int64_t pair0, group_n;  /* first (b, h) pair of this group, pairs in it */
     float *kpack, *vpack;    /* group x per-pair */
     unsigned char *vbad;     /* group x nkb: the key block's V holds a NaN or Inf */
     sisa_cpu_pool *pool;
@@ -90,8 +90,8 @@ static void attn_task(int64_t task, int tid, void *arg) {
     const int mr = kit->mr, nr = kit->nr;
     const int64_t BQ = J->BQ, BK = J->BK, Dqk = J->Dqk, Dvp = J->Dvp, dc = J->dc;
 
-    /* last query block first: causal cost grows with the block index */
-    int64_t qb = J->nqb - 1 - task % J->nqb, gi = task / J->nqb;
+    /* the last query blocks of every head first: causal cost grows with the block index */
+    int64_t qb = J->nqb - 1 - task / J->group_n, gi = task % J->group_n;
     int64_t pair = J->pair0 + gi, b = pair / J->H, h = pair % J->H;
     int64_t i0 = qb * BQ, nq = J->Tq - i0 < BQ ? J->Tq - i0 : BQ;
 
@@ -272,6 +272,7 @@ sisa_status sisa_fast_sdpa(sisa_cpu_pool *pool, const sisa_tensor *node) {
     } else {
         for (J.pair0 = 0; J.pair0 < pairs && !J.failed; J.pair0 += group) {
             int64_t g = pairs - J.pair0 < group ? pairs - J.pair0 : group;
+            J.group_n = g;
             sisa_fast_pool_run(pool, g, pack_task, &J);
             sisa_fast_pool_run(pool, g * J.nqb, attn_task, &J);
         }
