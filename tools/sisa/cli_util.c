@@ -1,5 +1,6 @@
 /* cli_util.c — small helpers shared by the CLI's subcommands. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "commands.h"
@@ -25,4 +26,30 @@ const char *cli_opt(int argc, char **argv, int *i, const char *name) {
         return NULL;
     }
     return argv[++*i];
+}
+
+int cli_parse_ids(const char *s, int32_t **out) {
+    size_t cap = 16, n = 0;
+    int32_t *ids = malloc(sizeof *ids * cap);
+    *out = NULL;
+    while (ids && *s) {
+        while (*s == ',' || *s == ' ') s++;
+        if (!*s) break;
+        char *end;
+        long v = strtol(s, &end, 10);
+        if (end == s || v < 0 || v > INT32_MAX) break;
+        if (n == cap) {
+            int32_t *g = realloc(ids, sizeof *ids * (cap *= 2));
+            if (!g) break;
+            ids = g;
+        }
+        ids[n++] = (int32_t)v;
+        s = end;
+    }
+    if (!ids || *s) { /* stopped early: a bad number or no memory */
+        free(ids);
+        return -1;
+    }
+    *out = ids;
+    return (int)n;
 }

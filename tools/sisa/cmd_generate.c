@@ -17,30 +17,6 @@ static const char *USAGE =
     "  the ids are printed when there is no tokenizer). --ids prints ids instead of text.\n"
     "  Timing (prefill, decode tokens/s) goes to stderr.";
 
-static int parse_ids(const char *s, int32_t **out) {
-    int cap = 16, n = 0;
-    int32_t *ids = malloc(sizeof *ids * (size_t)cap);
-    while (ids && *s) {
-        while (*s == ',' || *s == ' ') s++;
-        if (!*s) break;
-        char *end;
-        long v = strtol(s, &end, 10);
-        if (end == s || v < 0 || v > INT32_MAX) {
-            free(ids);
-            return -1;
-        }
-        if (n == cap) {
-            int32_t *g = realloc(ids, sizeof *ids * (size_t)(cap *= 2));
-            if (!g) break;
-            ids = g;
-        }
-        ids[n++] = (int32_t)v;
-        s = end;
-    }
-    *out = ids;
-    return ids ? n : -1;
-}
-
 typedef struct out_state {
     int ids_only;
     int n;
@@ -100,7 +76,7 @@ int sisa_cmd_generate(int argc, char **argv) {
     int32_t *ids = NULL;
     size_t n = 0;
     if (toks) {
-        int k = parse_ids(toks, &ids);
+        int k = cli_parse_ids(toks, &ids);
         if (k <= 0) {
             free(ids);
             sisa_tokenizer_free(tok);

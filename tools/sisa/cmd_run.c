@@ -11,31 +11,6 @@
 static const char *USAGE =
     "sisa run -m DIR --tokens \"1,2,3\" [--backend NAME] [--device N] [--fallback] [--compute f32|bf16] [--top-k K]";
 
-/* Parse "1,2,3" (commas or spaces). Returns count, or -1 on a bad number. */
-static int parse_tokens(const char *s, int32_t **out) {
-    int cap = 16, n = 0;
-    int32_t *ids = malloc(sizeof *ids * (size_t)cap);
-    while (ids && *s) {
-        while (*s == ',' || *s == ' ') s++;
-        if (!*s) break;
-        char *end;
-        long v = strtol(s, &end, 10);
-        if (end == s || v < 0 || v > INT32_MAX) {
-            free(ids);
-            return -1;
-        }
-        if (n == cap) {
-            int32_t *g = realloc(ids, sizeof *ids * (size_t)(cap *= 2));
-            if (!g) break;
-            ids = g;
-        }
-        ids[n++] = (int32_t)v;
-        s = end;
-    }
-    *out = ids;
-    return ids ? n : -1;
-}
-
 static void print_top_k(const float *row, int64_t V, int k) {
     printf("top-%d next tokens after the last position:\n", k);
     char *taken = calloc((size_t)V, 1);
@@ -74,7 +49,7 @@ int sisa_cmd_run(int argc, char **argv) {
     }
     if (!dir || !toks || top_k < 1) return cli_usage(USAGE);
     int32_t *ids = NULL;
-    int T = parse_tokens(toks, &ids);
+    int T = cli_parse_ids(toks, &ids);
     if (T <= 0) {
         free(ids);
         fprintf(stderr, "sisa run: --tokens must be a comma-separated list of token ids\n");

@@ -37,26 +37,12 @@ int sisa_cmd_tokenize(int argc, char **argv) {
         }
         sisa_free(ids);
     } else {
-        size_t cap = 16, n = 0;
-        int32_t *ids = malloc(cap * sizeof *ids);
-        const char *s = dec;
-        while (ids && *s && rc == 0) {
-            while (*s == ',' || *s == ' ') s++;
-            if (!*s) break;
-            char *end;
-            long x = strtol(s, &end, 10);
-            if (end == s || x < 0 || x > INT32_MAX) {
-                fprintf(stderr, "sisa tokenize: --decode wants comma-separated ids, got '%s'\n", dec);
-                rc = 2;
-                break;
-            }
-            if (n == cap) {
-                int32_t *g = realloc(ids, (cap *= 2) * sizeof *ids);
-                if (!g) break;
-                ids = g;
-            }
-            ids[n++] = (int32_t)x;
-            s = end;
+        int32_t *ids = NULL;
+        int k = cli_parse_ids(dec, &ids);
+        size_t n = k > 0 ? (size_t)k : 0;
+        if (k < 0) {
+            fprintf(stderr, "sisa tokenize: --decode wants comma-separated ids, got '%s'\n", dec);
+            rc = 2;
         }
         char *out = NULL;
         size_t len = 0;
