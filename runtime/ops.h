@@ -44,8 +44,10 @@ enum sisa_op {
 
     /* ROPE: src0 = x (B,T,H,D), D even; fparams[0] = base; iparams[0] = p0 (position of t = 0).
      * Interleaved pairs: for pair m = channels (2m, 2m+1), angle = (p0 + t) * base^(-2m/D),
-     * (x0,x1) -> (x0 cos - x1 sin, x0 sin + x1 cos). dst (B,T,H,D). Angles in >= fp32 with the
-     * frequency computed as exp(-(2m/D) ln base) — in fp64 in the oracle. */
+     * (x0,x1) -> (x0 cos - x1 sin, x0 sin + x1 cos). dst (B,T,H,D). The angle must be accurate to
+     * ~1e-6 rad at any position: form (p0 + t)·freq in fp64 (freq = exp(-(2m/D) ln base)) and
+     * reduce it modulo 2π in fp64 before an fp32 sin/cos — fp32 sin/cos of the raw angle is off
+     * by ~1e-4 rad near position 2000, over the f32 tolerance. The oracle is all fp64. */
     SISA_OP_ROPE,
 
     /* ADD: dst = src0 + src1. src1's shape equals src0's or is 1 along any dimension (broadcast). */
@@ -90,7 +92,9 @@ enum sisa_op {
      *   s_h = d_h^(1/4) * sqrt(softplus(lambda_raw[h]))
      *   dst (B,H,T,2*ds): [.., 0:ds]    = s_h * Rot(Phi_t) (exp(+u_t) Cs_t)      ("s·Cbar")
      *                     [.., ds:2ds]  = s_h * Rot(Phi_t) (exp(-u_t) Bs_t)      ("s·Bbar")
-     *   Rot(Phi): pair m = channels (2m, 2m+1) rotated by angle Phi[m] as in ROPE.
+     *   Rot(Phi): pair m = channels (2m, 2m+1) rotated by angle Phi[m] as in ROPE (same accuracy
+ *   rule: the prefix sum and its reduction mod 2π in fp64, or an fp32 sum whose error is kept
+ *   within the f32 tolerance — Phi can reach hundreds of radians).
      * All of it in >= fp32. */
     SISA_OP_SSM_CHANNELS,
 
