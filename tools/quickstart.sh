@@ -9,6 +9,7 @@ bash tools/build.sh
 build/tools/sisa info
 build/tools/sisa conform
 model=build/models/small
+mkdir -p build/models
 [ -f "$model/config.json" ] || build/tools/sisa init --config small -o "$model" --seed 1
 build/tools/sisa run -m "$model" --tokens "1,2,3,4,5,6,7,8" --top-k 5
 build/tools/sisa generate -m models/demo -p "Debian is" -n 60 --temp 0.8 --top-p 0.95 --seed 1

@@ -107,6 +107,7 @@ int sisa_cmd_generate(int argc, char **argv) {
         sisa_generate_stats stt;
         sisa_status st = sisa_generate(m, os.ids_only ? NULL : tok, ids, n, &gp, on_token, &os, &stt);
         printf("\n");
+        fflush(stdout); /* the text ends before the timing line on stderr */
         if (st != SISA_OK) {
             rc = cli_fail("generate");
         } else {
