@@ -5,6 +5,8 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 builddir=${1:-build}
 shift || true
+# the tokenizer cross-check's npm packages (Hugging Face tokenizers); without node it skips (77)
+bash tests/tokenizer/setup.sh || echo "tokenizer cross-check: npm packages not installed (its test will skip)"
 [ -f "$builddir/build.ninja" ] || meson setup "$builddir" || exit 1
 ninja -C "$builddir" || exit 1
 meson test -C "$builddir" --print-errorlogs "$@"
