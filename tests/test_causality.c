@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "model.h"
+#include "test_util.h"
 
 static int failures = 0, ran = 0;
 
@@ -94,15 +95,6 @@ done:
     sisa_model_free(m);
 }
 
-static void rm_model(const char *dir) {
-    char p[512];
-    snprintf(p, sizeof p, "%s/config.json", dir);
-    remove(p);
-    snprintf(p, sizeof p, "%s/model.safetensors", dir);
-    remove(p);
-    rmdir(dir);
-}
-
 int main(void) {
     char root[256];
     snprintf(root, sizeof root, "%s/sisa_causality_XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
@@ -120,7 +112,7 @@ int main(void) {
             continue;
         }
         for (int k = 0; k < 2; k++) run(dir, archs[i], backends[k]);
-        rm_model(dir);
+        tu_remove_model_dir(dir);
     }
     rmdir(root);
     printf("%d runs, %d failure(s)\n", ran, failures);

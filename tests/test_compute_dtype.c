@@ -9,18 +9,9 @@
 #include <string.h>
 
 #include "sisa.h"
+#include "test_util.h"
 
 static int failures;
-
-static double norm_err(const float *a, const float *b, size_t n) {
-    double num = 0, den = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (!isfinite(a[i])) return INFINITY;
-        num += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
-        den += (double)b[i] * b[i];
-    }
-    return sqrt(num / den);
-}
 
 static int forward(const char *dir, const char *backend, sisa_dtype_public cdt, const int32_t *ids,
                    int T, float *logits) {
@@ -57,7 +48,7 @@ int main(int argc, char **argv) {
             printf("skip %-8s declines a bf16 node (strict placement)\n", backends[b]);
             continue;
         }
-        double e = st == SISA_OK ? norm_err(got, ref, n) : INFINITY;
+        double e = st == SISA_OK ? tu_norm_err_f32(got, ref, n) : INFINITY;
         /* bf16 keeps 8 significant bits (2^-9 relative rounding); a few roundings per layer */
         int ok = e < 2e-2;
         printf("%s %-8s bf16 activations vs f32 oracle: normalised logit error %.3g (bound 2e-2)\n",

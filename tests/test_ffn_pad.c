@@ -8,16 +8,7 @@
 #include <stdlib.h>
 
 #include "sisa.h"
-
-static double norm_err(const float *a, const float *b, size_t n) {
-    double num = 0, den = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (!isfinite(a[i])) return INFINITY;
-        num += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
-        den += (double)b[i] * b[i];
-    }
-    return sqrt(num / den);
-}
+#include "test_util.h"
 
 static sisa_status forward(const char *dir, const char *backend, const int32_t *ids, int T, float *out) {
     sisa_load_options o = {.backend = backend, .max_tokens = T};
@@ -56,19 +47,14 @@ int main(void) {
             continue;
         }
         sisa_status st = forward(dir, backends[b], ids, T, got);
-        double e = st == SISA_OK ? norm_err(got, ref, n) : INFINITY;
+        double e = st == SISA_OK ? tu_norm_err_f32(got, ref, n) : INFINITY;
         int ok = e <= 1e-5;
         printf("%s %-7s d_ff=203: normalised logit error vs oracle %.3g (bound 1e-5)%s%s\n",
                ok ? "ok  " : "FAIL", backends[b], e, st == SISA_OK ? "" : ": ",
                st == SISA_OK ? "" : sisa_last_error());
         failures += !ok;
     }
-    char p[256];
-    snprintf(p, sizeof p, "%s/config.json", dir);
-    remove(p);
-    snprintf(p, sizeof p, "%s/model.safetensors", dir);
-    remove(p);
-    remove(dir);
+    tu_remove_model_dir(dir);
     free(ref);
     free(got);
     return failures ? 1 : 0;

@@ -18,6 +18,7 @@
 
 #include "model.h"
 #include "safetensors.h"
+#include "test_util.h"
 
 static int failures = 0;
 
@@ -161,15 +162,6 @@ static void device_limits(const char *dir, const int32_t *tok, int B, int T) {
     sisa_model_free(m);
 }
 
-static void rm_model(const char *dir) {
-    char p[512];
-    snprintf(p, sizeof p, "%s/config.json", dir);
-    remove(p);
-    snprintf(p, sizeof p, "%s/model.safetensors", dir);
-    remove(p);
-    rmdir(dir);
-}
-
 static void golden_case(const char *root, const char *name) {
     char dir[512], p[600];
     snprintf(dir, sizeof dir, "%s/%s", root, name);
@@ -221,7 +213,7 @@ static void run_all(const char *root, const char *golden) {
         }
         compare(models[i].label, dir, tok, B, T, NULL, NULL);
         if (models[i].dt == SISA_DTYPE_BF16 && !strcmp(other, "cpu")) device_limits(dir, tok, B, T);
-        rm_model(dir);
+        tu_remove_model_dir(dir);
     }
     struct stat sb;
     if (!golden) return;

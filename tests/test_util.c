@@ -4,7 +4,9 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "backends/cpu/cpu.h"
 
@@ -241,6 +243,25 @@ double tu_norm_err_values(const double *a, const double *ref, int64_t n) {
     for (int64_t k = 0; k < n; k++)
         if (!err_accumulate(a[k], ref[k], &num, &den)) return INFINITY;
     return err_finish(num, den);
+}
+
+double tu_norm_err_f32(const float *a, const float *ref, size_t n) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(a[i])) return INFINITY;
+        num += ((double)a[i] - ref[i]) * ((double)a[i] - ref[i]);
+        den += (double)ref[i] * ref[i];
+    }
+    return sqrt(num / den);
+}
+
+void tu_remove_model_dir(const char *dir) {
+    char p[512];
+    snprintf(p, sizeof p, "%s/config.json", dir);
+    remove(p);
+    snprintf(p, sizeof p, "%s/model.safetensors", dir);
+    remove(p);
+    rmdir(dir);
 }
 
 static bool same_shape(const sisa_tensor *a, const sisa_tensor *b) {

@@ -68,8 +68,13 @@ sisa_status tu_run_ref(sisa_graph *g);
 double tu_norm_err(const sisa_tensor *a, const sisa_tensor *ref);
 /* Same on two arrays of n doubles. */
 double tu_norm_err_values(const double *a, const double *ref, int64_t n);
+/* ||a - ref|| / ||ref|| over n floats (logits); INFINITY when a has a NaN or Inf. */
+double tu_norm_err_f32(const float *a, const float *ref, size_t n);
 double tu_max_abs_diff(const sisa_tensor *a, const sisa_tensor *b); /* INFINITY on shape mismatch */
 bool tu_all_finite(const sisa_tensor *t);
+
+/* Remove a model directory written by sisa_model_init_dir (its two files, then the directory). */
+void tu_remove_model_dir(const char *dir);
 
 /* ---- a minimal check harness ---- */
 extern int tu_checks, tu_failures;
