@@ -98,6 +98,8 @@ const sisa_weight *sisa_model_weight(const sisa_model *m, const char *name);
 /* A leaf for weight `name` in g (created once per graph, PARAM, storage set). NULL + graph error
  * when the model has no such weight. */
 sisa_tensor *sisa_model_weight_leaf(const sisa_model *m, sisa_graph *g, const char *name);
+/* The same for the weight "layers.<layer>.<suffix>" (both graph builders, full-sequence and decode). */
+sisa_tensor *sisa_model_layer_weight(const sisa_model *m, sisa_graph *g, int layer, const char *suffix);
 
 /* sisa_model_load on a device opened (and possibly adjusted) by the caller, which the model takes
  * over: it is freed with the model, or at once when the load fails. opts->backend and ->device

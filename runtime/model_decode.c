@@ -43,9 +43,7 @@ typedef struct dbuild {
 } dbuild;
 
 static sisa_tensor *wleaf(dbuild *b, const char *suffix) {
-    char name[SISA_NAME_LEN];
-    snprintf(name, sizeof name, "layers.%d.%s", b->layer, suffix);
-    return sisa_model_weight_leaf(b->m, b->g, name);
+    return sisa_model_layer_weight(b->m, b->g, b->layer, suffix);
 }
 
 static sisa_tensor *named(dbuild *b, sisa_tensor *t, const char *what) {

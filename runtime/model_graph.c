@@ -50,11 +50,15 @@ sisa_tensor *sisa_model_weight_leaf(const sisa_model *m, sisa_graph *g, const ch
     return t;
 }
 
+sisa_tensor *sisa_model_layer_weight(const sisa_model *m, sisa_graph *g, int layer, const char *suffix) {
+    char name[SISA_NAME_LEN];
+    snprintf(name, sizeof name, "layers.%d.%s", layer, suffix);
+    return sisa_model_weight_leaf(m, g, name);
+}
+
 /* Weight "layers.<i>.<suffix>" of the current layer. */
 static sisa_tensor *layer_weight(build *b, const char *suffix) {
-    char name[SISA_NAME_LEN];
-    snprintf(name, sizeof name, "layers.%d.%s", b->layer, suffix);
-    return sisa_model_weight_leaf(b->m, b->g, name);
+    return sisa_model_layer_weight(b->m, b->g, b->layer, suffix);
 }
 
 /* Name a node of the current layer. */
