@@ -70,6 +70,9 @@ struct sisa_device {
     const struct sisa_backend_def *backend;
     int index;
     sisa_device_info info;
+    /* Multiple that model graphs zero-pad the augmented width d_h + d_s to (AUGMENT, ops.h: the
+     * zeros add nothing); 0 = 16. A backend sets it where its attention runs faster that way. */
+    int augment_align;
 };
 
 /* One per backend, defined by the backend, listed in registry.c. */

@@ -19,7 +19,8 @@
  *   layers.i.g                     F32 (1,B,H,T) prefix sum of log alpha         [golden: g]
  *   layers.i.sCB                   (B,H,T,2·d_s) SSM_CHANNELS: [s·Cbar | s·Bbar]
  *   layers.i.sCbar, sBbar          (B,H,T,d_s) views of sCB (golden Cbar/Bbar have no s)
- *   layers.i.Qhat_pad, Khat_pad    (B,H,T,W)   AUGMENT, W = d_h + d_s rounded up to 16
+ *   layers.i.Qhat_pad, Khat_pad    (B,H,T,W)   AUGMENT, W = d_h + d_s rounded up to 16 (or to
+ *                                              the device's augment_align, backend.h)
  *   layers.i.Qhat, Khat            (B,H,T,d_h+d_s) views without the zero padding [golden]
  *   layers.i.attn                  (B,T,H,d_h) SDPA output
  *   layers.i.Y                     (B,H,T,d_h) view of attn                       [golden: Y]

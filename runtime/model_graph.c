@@ -111,10 +111,13 @@ static sisa_tensor *ssm_channels(build *b, sisa_tensor *xn, sisa_tensor **g_out)
                  "sCB");
 }
 
-/* Qhat = [q | s·Cbar], Khat = [k | s·Bbar], zero-padded to a multiple of 16 channels. */
+/* Qhat = [q | s·Cbar], Khat = [k | s·Bbar], zero-padded to a multiple of 16 channels (or of the
+ * device's augment_align, backend.h). */
 static void augment(build *b, sisa_tensor *q, sisa_tensor *k, sisa_tensor *sCB, sisa_tensor **Qhat,
                     sisa_tensor **Khat) {
-    const int64_t width = b->dh + b->ds, padded = (width + 15) / 16 * 16;
+    const sisa_device *dev = sisa_model_device(b->m);
+    const int64_t al = dev && dev->augment_align > 0 ? dev->augment_align : 16;
+    const int64_t width = b->dh + b->ds, padded = (width + al - 1) / al * al;
     sisa_tensor *sC = named(b, sisa_slice_row(b->g, sCB, 0, b->ds), "sCbar");
     sisa_tensor *sB = named(b, sisa_slice_row(b->g, sCB, b->ds, b->ds), "sBbar");
     sisa_tensor *qa = named(b, sisa_augment(b->g, q, sC, padded), "Qhat_pad");

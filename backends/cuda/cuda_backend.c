@@ -436,6 +436,10 @@ static sisa_status cuda_device_open(int index, sisa_device **out) {
     in->subgroup_size = d->prop.warpSize;
     in->has_coopmat = d->prop.major >= 7; /* tensor cores */
     in->is_cpu = 0;
+    /* Qhat/Khat widths padded to a multiple of 32 (80 -> 96 for d_s = 16): cuDNN's attention
+     * runs faster at 96 than at 80 (docs/CUDA.md). SISA_CUDA_QK_ALIGN overrides (benchmarks). */
+    const char *al = getenv("SISA_CUDA_QK_ALIGN");
+    dv->augment_align = al && atoi(al) > 0 ? atoi(al) : 32;
     *out = dv;
     return SISA_OK;
 }
