@@ -223,6 +223,7 @@ static sisa_status grow(sisa_arena *a, const sisa_alloc_plan *plan) {
             sisa_buffer_free(a->chunks[c]);
             a->chunks[c] = NULL;
         }
+        a->generation++;
         SISA_TRY(sisa_buffer_alloc(a->dev, plan->chunk_need[c], &a->chunks[c]));
         a->reserved += a->chunks[c]->size;
         if (c >= a->n_chunks) a->n_chunks = c + 1;

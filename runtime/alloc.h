@@ -22,6 +22,8 @@ typedef struct sisa_arena {
     sisa_buffer *chunks[SISA_ARENA_MAX_CHUNKS];
     size_t reserved; /* total bytes held */
     int n_reallocs;  /* times a graph did not fit and the arena had to grow (reported) */
+    unsigned generation; /* bumped whenever a chunk is (re)allocated: storage assigned under an
+                          * older generation points at freed buffers and must be assigned again */
 } sisa_arena;
 
 typedef struct sisa_alloc_plan {

@@ -46,6 +46,17 @@ typedef struct sisa_stream_iface {
      * stream's device (buffer + offset). Views have no work. */
     sisa_status (*graph_compute)(sisa_stream *s, sisa_graph *g, int first, int last);
     sisa_status (*synchronize)(sisa_stream *s);
+    /* Optional (NULL: not offered) — replay of a recorded node sequence (CUDA graphs). record
+     * captures nodes [first, last) of g once without running them (*rec: the backend's handle);
+     * replay runs the recording, asynchronously like graph_compute. Between replays the caller may
+     * change a recorded node's scalar params and the offsets of its destination and sources —
+     * never shapes, strides, dtypes, buffers' sizes or which kernel runs it — and must then name
+     * the node in update before the next replay. record or update answer SISA_UNSUPPORTED when
+     * they cannot; the caller then releases the recording and computes normally. */
+    sisa_status (*graph_record)(sisa_stream *s, sisa_graph *g, int first, int last, void **rec);
+    sisa_status (*graph_update)(sisa_stream *s, void *rec, sisa_graph *g, int node);
+    sisa_status (*graph_replay)(sisa_stream *s, void *rec);
+    void (*graph_release)(sisa_stream *s, void *rec);
 } sisa_stream_iface;
 
 struct sisa_stream {

@@ -48,6 +48,10 @@ sisa_status sisa_kvcache_init(sisa_kvcache *kv, const sisa_model *m, int batch, 
         L->phi_off = L->g_off + align_up(g_bytes);
         size_t total = L->phi_off + align_up(phi_bytes);
         sisa_status st = sisa_buffer_alloc(kv->dev, total, &L->buf);
+        /* zeros, not whatever the allocation held: rows past the position are masked by SDPA
+         * (the step graph attends over a whole key bucket), and finite values there keep any
+         * kernel that multiplies before it masks away from 0·NaN */
+        if (st == SISA_OK) st = L->buf->iface->fill(L->buf, 0, 0, total);
         if (st != SISA_OK) {
             sisa_kvcache_free(kv);
             return sisa_err_prefix(st, "kv cache of layer %d (%zu bytes for max_ctx %d, batch %d) "

@@ -236,13 +236,52 @@ static bool reads_host_memory(const sisa_device *dev) {
     return dev->info.is_cpu && (dev->backend == &sisa_backend_cpu || dev->backend == &sisa_backend_cpu_ref);
 }
 
+/* Packing order inside a layer: the projections of xn back to back (Q, K, V, B, C, alpha,
+ * theta), so that their concatenation is one [out, in] matrix and the decode graph can run them
+ * as ONE MATMUL (model_decode.c, fused_weight); gate and up are adjacent already. Weights not
+ * listed keep their spec position. */
+static int pack_rank(const char *name) {
+    static const char *const order[] = {"attn_norm.weight", "W_Q.weight", "W_K.weight",
+                                        "W_V.weight", "W_B.weight", "W_C.weight",
+                                        "alpha_proj.weight", "theta_proj.weight", "W_O.weight",
+                                        "alpha_proj.bias", "lambda_raw", "ffn_norm.weight",
+                                        "ffn.w_gate.weight", "ffn.w_up.weight", "ffn.w_down.weight"};
+    const char *dot = strncmp(name, "layers.", 7) == 0 ? strchr(name + 7, '.') : NULL;
+    if (!dot) return -1;
+    for (int k = 0; k < (int)(sizeof order / sizeof *order); k++)
+        if (!strcmp(dot + 1, order[k])) return k;
+    return -1;
+}
+
 /* Decide where each weight lives: in place in the mapping (CPU device, no conversion, aligned for
- * its dtype), or at an offset in one of the packed device buffers (chunk_of, chunk_size). */
+ * its dtype), or at an offset in one of the packed device buffers (chunk_of, chunk_size), packed
+ * in spec order except that each layer's weights follow pack_rank. */
 static sisa_status plan_weights(sisa_model *m, int *chunk_of, size_t *chunk_size, int *n_chunks) {
     const sisa_device *dev = m->dev;
     const size_t limit = dev->info.max_buffer_bytes ? (size_t)dev->info.max_buffer_bytes : SIZE_MAX;
     *n_chunks = 0;
-    for (int i = 0; i < m->n_weights; i++) {
+    int *order = malloc(sizeof(int) * (size_t)(m->n_weights + 1));
+    if (!order) return sisa_err(SISA_OUT_OF_MEMORY, "weights: out of host memory");
+    for (int i = 0; i < m->n_weights; i++) order[i] = i;
+    /* a stable insertion sort of each layer's run of weights by pack_rank */
+    for (int i = 1; i < m->n_weights; i++) {
+        const int r = pack_rank(m->weights[order[i]].name);
+        const char *nm = m->weights[order[i]].name;
+        const size_t lp = r >= 0 ? (size_t)(strchr(nm + 7, '.') - nm) : 0;
+        int j = i;
+        while (r >= 0 && j > 0) {
+            const char *pn = m->weights[order[j - 1]].name;
+            const int pr = pack_rank(pn);
+            if (pr < 0 || strncmp(pn, nm, lp + 1) != 0 || pr <= r) break;
+            const int t = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = t;
+            j--;
+        }
+    }
+    sisa_status st = SISA_OK;
+    for (int oi = 0; oi < m->n_weights && st == SISA_OK; oi++) {
+        const int i = order[oi];
         sisa_weight *w = &m->weights[i];
         const sisa_st_tensor *t = sisa_st_find(m->st, w->name);
         const bool padded = w->shape[2] != w->file_rows || w->shape[3] != w->file_cols;
@@ -252,11 +291,13 @@ static sisa_status plan_weights(sisa_model *m, int *chunk_of, size_t *chunk_size
             continue;
         }
         size_t nbytes = (size_t)(w->shape[2] * w->shape[3]) * sisa_dtype_size(w->dtype);
-        if (nbytes > limit)
-            return sisa_err(SISA_OUT_OF_MEMORY,
-                            "%s: tensor '%s' needs %zu bytes, more than backend '%s' device '%s' "
-                            "allows in one buffer (%zu)",
-                            m->st->path, w->name, nbytes, dev->backend->name, dev->info.name, limit);
+        if (nbytes > limit) {
+            st = sisa_err(SISA_OUT_OF_MEMORY,
+                          "%s: tensor '%s' needs %zu bytes, more than backend '%s' device '%s' "
+                          "allows in one buffer (%zu)",
+                          m->st->path, w->name, nbytes, dev->backend->name, dev->info.name, limit);
+            break;
+        }
         int c = *n_chunks - 1;
         size_t off = c >= 0 ? (chunk_size[c] + WALIGN - 1) / WALIGN * WALIGN : 0;
         if (c < 0 || off + nbytes > limit || off + nbytes < off) { /* start the next buffer */
@@ -267,7 +308,8 @@ static sisa_status plan_weights(sisa_model *m, int *chunk_of, size_t *chunk_size
         w->offset = off;
         chunk_size[c] = off + nbytes;
     }
-    return SISA_OK;
+    free(order);
+    return st;
 }
 
 /* Copy one weight into its device buffer, converting to f32 when the device lacks its dtype and

@@ -11,8 +11,20 @@
  *               causal with p0)
  *   Phi' = Phi0 + sum_t theta_t  (a MATMUL with a ones vector when T > 1) -> the running Phi
  * The Transformer control writes/reads plain k, v. Everything else is the block of model_graph.c.
- * The graph is rebuilt per call (p0 and Tk change); building and placing it is cheap next to the
- * compute. Only the logits the caller asks for are computed (all positions, or the last one).
+ * Only the logits the caller asks for are computed (all positions, or the last one).
+ *
+ * Projections that read the same input run as ONE MATMUL when the model placed their weights
+ * back to back (model.c does for GPU devices): [W_Q|W_K|W_V|W_B|W_C|alpha|theta] and
+ * [w_gate|w_up]; the results are column views of one output. Same math, fewer launches.
+ *
+ * Steps (one new position, pos > 0) reuse ONE graph per key bucket: it attends over Tk = pos + 1
+ * rounded up to a multiple of SISA_DECODE_BUCKET (default 256) keys — the causal mask with p0
+ * hides the keys past the position, and SDPA's definition says masked keys contribute nothing —
+ * so between steps only position-dependent values change: the RoPE and SDPA p0, the cache rows
+ * the CPYs write and the g0 row SSM_DECAY reads. Those are patched in place (step_patch), the
+ * graph is built and placed once per bucket, and on backends that record (CUDA graphs) the step
+ * is recorded once and replayed with the patched nodes updated. Prefill chunks (T > 1) build
+ * their own graph per call.
  */
 #include <math.h>
 #include <stdio.h>
@@ -26,12 +38,45 @@
 #include "sample.h"
 #include "tokenizer.h"
 
+/* A value of the step graph that depends on the position p (step_patch). */
+enum { PATCH_ROPE, PATCH_SDPA, PATCH_WRITE, PATCH_VIEW };
+typedef struct patch {
+    int kind;
+    sisa_tensor *t;    /* the node (or view) whose param/offset changes */
+    sisa_tensor *user; /* the node the backend must be told about (t, or the view's reader) */
+    size_t base, stride; /* WRITE/VIEW: byte offset = base + row·stride (row p, or p - 1 for VIEW) */
+} patch;
+
+/* The cached graph of one decode step for one key bucket. */
+typedef struct step_graph {
+    sisa_graph *g;
+    sisa_tensor *tokens, *logits;
+    int64_t Tk;
+    patch *p;
+    int n_p, cap_p;
+    int *changed; /* node indices told to the backend before a replay */
+    int n_changed;
+    bool prepared;
+    unsigned arena_gen;
+    void *rec;       /* the backend's recording, or NULL */
+    bool no_record;  /* recording refused or failed once: compute normally */
+} step_graph;
+
+/* Host-side time split of decode steps (SISA_DECODE_TIMING=1 prints it when the session ends). */
+enum { T_BUILD, T_PREPARE, T_RECORD, T_PATCH, T_INPUT, T_COMPUTE, T_READ, T_N };
+
 struct sisa_session {
     sisa_model *m;
     sisa_kvcache kv;
     int batch, max_ctx, pos;
     float *last;   /* batch·V logits of the last position */
     bool has_last;
+    step_graph step;
+    int bucket;        /* key bucket of the step graph */
+    bool rebuild;      /* SISA_DECODE_REBUILD=1: build every step's graph (the old way; tests) */
+    bool timing;
+    double t[T_N];
+    int64_t n_steps, n_builds, n_records, n_replays;
 };
 
 typedef struct dbuild {
@@ -40,7 +85,26 @@ typedef struct dbuild {
     sisa_graph *g;
     int64_t B, T, H, dh, ds, p0, Tk;
     int layer;
+    step_graph *sg; /* non-NULL: record the position-dependent values */
 } dbuild;
+
+static void add_patch(dbuild *b, int kind, sisa_tensor *t, sisa_tensor *user, size_t base,
+                      size_t stride) {
+    step_graph *sg = b->sg;
+    if (!sg || !t || !user || b->g->status != SISA_OK) return;
+    if (sg->n_p == sg->cap_p) {
+        int cap = sg->cap_p ? 2 * sg->cap_p : 128;
+        patch *np = realloc(sg->p, (size_t)cap * sizeof *np);
+        if (!np) {
+            b->g->status = SISA_OUT_OF_MEMORY;
+            snprintf(b->g->err, sizeof b->g->err, "decode graph: out of host memory");
+            return;
+        }
+        sg->p = np;
+        sg->cap_p = cap;
+    }
+    sg->p[sg->n_p++] = (patch){.kind = kind, .t = t, .user = user, .base = base, .stride = stride};
+}
 
 static sisa_tensor *wleaf(dbuild *b, const char *suffix) {
     return sisa_model_layer_weight(b->m, b->g, b->layer, suffix);
@@ -77,7 +141,56 @@ static sisa_tensor *cache_write(dbuild *b, sisa_tensor *leaf, int pdim, sisa_ten
     int64_t stride[4];
     strides_of(leaf->dtype, leaf->shape, stride);
     sisa_tensor *c = named(b, sisa_cpy(b->g, src, leaf->dtype), what);
-    return sisa_kvcache_write_into(b->g, c, leaf, (size_t)(b->p0 * stride[pdim]));
+    c = sisa_kvcache_write_into(b->g, c, leaf, (size_t)(b->p0 * stride[pdim]));
+    add_patch(b, PATCH_WRITE, c, c, leaf->offset, (size_t)stride[pdim]);
+    return c;
+}
+
+/* A leaf spanning the weights "layers.<i>.<suffix>" of names[0..n) when the model placed them
+ * back to back in one buffer with one dtype and row length (their rows concatenated = the weight
+ * of the fused projection); NULL otherwise (the caller then runs them one by one). */
+static sisa_tensor *fused_weight(dbuild *b, const char *const *names, int n, int64_t *rows) {
+    if (getenv("SISA_DECODE_NO_FUSE")) return NULL;
+    const sisa_weight *first = NULL, *prev = NULL;
+    int64_t total = 0;
+    for (int k = 0; k < n; k++) {
+        char nm[SISA_NAME_LEN];
+        snprintf(nm, sizeof nm, "layers.%d.%s", b->layer, names[k]);
+        const sisa_weight *w = sisa_model_weight(b->m, nm);
+        if (!w || w->shape[0] != 1 || w->shape[1] != 1) return NULL;
+        if (prev && (w->buffer != prev->buffer || w->dtype != prev->dtype ||
+                     w->shape[3] != prev->shape[3] ||
+                     w->offset != prev->offset + (size_t)(prev->shape[2] * prev->shape[3]) *
+                                                     sisa_dtype_size(prev->dtype)))
+            return NULL;
+        if (!first) first = w;
+        rows[k] = w->shape[2];
+        total += w->shape[2];
+        prev = w;
+    }
+    if (!first || b->g->status != SISA_OK) return NULL;
+    const int64_t shape[4] = {1, 1, total, first->shape[3]};
+    sisa_tensor *t = sisa_graph_leaf(b->g, "fused", first->dtype, shape, SISA_TENSOR_PARAM);
+    if (!t) return NULL;
+    sisa_tensor_set_name(t, "layers.%d.%s+%d", b->layer, names[0], n - 1);
+    t->buffer = first->buffer;
+    t->offset = first->offset;
+    return t;
+}
+
+/* Columns [c0, c0 + w) of a (1,B,T,N) result as (1,B,T,w), or as (B,T,H,w/H) when heads > 0. */
+static sisa_tensor *cols(dbuild *b, sisa_tensor *P, int64_t c0, int64_t w, int64_t heads,
+                         const char *what) {
+    if (!P) return NULL;
+    const int64_t es = (int64_t)sisa_dtype_size(P->dtype);
+    int64_t shape[4] = {1, b->B, b->T, w}, stride[4] = {P->stride[0], P->stride[1], P->stride[2], es};
+    if (heads > 0) {
+        const int64_t sh[4] = {b->B, b->T, heads, w / heads};
+        const int64_t st[4] = {P->stride[1], P->stride[2], (w / heads) * es, es};
+        memcpy(shape, sh, sizeof shape);
+        memcpy(stride, st, sizeof stride);
+    }
+    return named(b, sisa_view(b->g, P, shape, stride, (size_t)(c0 * es)), what);
 }
 
 /* One block in form (B) against the caches. */
@@ -87,16 +200,39 @@ static sisa_tensor *block(dbuild *b, sisa_tensor *x) {
     const float eps = (float)c->norm_eps, base = (float)c->rope_base;
     const int i = b->layer;
     sisa_tensor *xn = named(b, sisa_rms_norm(g, x, wleaf(b, "attn_norm.weight"), eps), "xn");
-    sisa_tensor *qp = linear(b, xn, "W_Q.weight", "q_proj");
-    sisa_tensor *kp = linear(b, xn, "W_K.weight", "k_proj");
-    sisa_tensor *vp = linear(b, xn, "W_V.weight", "v_proj");
-    sisa_tensor *qr = named(b, sisa_rope(g, sisa_reshape(g, qp, b->B, b->T, b->H, b->dh), base,
-                                         (int32_t)b->p0), "q_rope");
-    sisa_tensor *kr = named(b, sisa_rope(g, sisa_reshape(g, kp, b->B, b->T, b->H, b->dh), base,
-                                         (int32_t)b->p0), "k_rope");
+    /* every projection of xn: one MATMUL on the fused weight, or one each */
+    static const char *const proj[] = {"W_Q.weight", "W_K.weight", "W_V.weight", "W_B.weight",
+                                       "W_C.weight", "alpha_proj.weight", "theta_proj.weight"};
+    static const char *const proj_out[] = {"q_proj", "k_proj", "v_proj", "Bs", "Cs",
+                                           "alpha_logits", "theta"};
+    const int n_proj = b->ds > 0 ? 7 : 3;
+    sisa_tensor *pr[7] = {0}, *qh = NULL, *kh = NULL, *vh = NULL; /* qh, kh, vh: (B,T,H,dh) */
+    int64_t rows[7];
+    sisa_tensor *Wf = fused_weight(b, proj, n_proj, rows);
+    if (Wf) {
+        sisa_tensor *P = named(b, sisa_matmul(g, xn, Wf), "proj");
+        int64_t c0 = 0;
+        for (int k = 0; k < n_proj; k++) {
+            if (k < 3) {
+                sisa_tensor *v = cols(b, P, c0, rows[k], b->H, proj_out[k]);
+                if (k == 0) qh = v; else if (k == 1) kh = v; else vh = v;
+            } else {
+                pr[k] = cols(b, P, c0, rows[k], 0, proj_out[k]);
+            }
+            c0 += rows[k];
+        }
+    } else {
+        for (int k = 0; k < n_proj; k++) pr[k] = linear(b, xn, proj[k], proj_out[k]);
+        qh = sisa_reshape(g, pr[0], b->B, b->T, b->H, b->dh);
+        kh = sisa_reshape(g, pr[1], b->B, b->T, b->H, b->dh);
+        vh = sisa_reshape(g, pr[2], b->B, b->T, b->H, b->dh);
+    }
+    sisa_tensor *qr = named(b, sisa_rope(g, qh, base, (int32_t)b->p0), "q_rope");
+    sisa_tensor *kr = named(b, sisa_rope(g, kh, base, (int32_t)b->p0), "k_rope");
+    add_patch(b, PATCH_ROPE, qr, qr, 0, 0);
+    add_patch(b, PATCH_ROPE, kr, kr, 0, 0);
     sisa_tensor *q = sisa_permute(g, qr, 0, 2, 1, 3); /* (B,H,T,dh) */
     sisa_tensor *k = sisa_permute(g, kr, 0, 2, 1, 3);
-    sisa_tensor *vh = sisa_reshape(g, vp, b->B, b->T, b->H, b->dh); /* (B,T,H,dh) */
 
     sisa_tensor *Kc = sisa_kvcache_leaf_k(b->kv, g, i), *Vc = sisa_kvcache_leaf_v(b->kv, g, i);
     sisa_sdpa_params sp = {.scale = (float)(1.0 / sqrt((double)b->dh)), .causal = 1,
@@ -104,13 +240,11 @@ static sisa_tensor *block(dbuild *b, sisa_tensor *x) {
     sisa_tensor *Q = q, *Knew = k;
     if (b->ds > 0) {
         sisa_tensor *Gc = sisa_kvcache_leaf_g(b->kv, g, i), *Phc = sisa_kvcache_leaf_phi(b->kv, g, i);
-        sisa_tensor *Bs = linear(b, xn, "W_B.weight", "Bs");
-        sisa_tensor *Cs = linear(b, xn, "W_C.weight", "Cs");
-        sisa_tensor *a = linear(b, xn, "alpha_proj.weight", "alpha_logits");
-        sisa_tensor *theta = linear(b, xn, "theta_proj.weight", "theta");
+        sisa_tensor *Bs = pr[3], *Cs = pr[4], *a = pr[5], *theta = pr[6];
         sisa_tensor *g0 = b->p0 > 0 ? cache_rows(b, Gc, 1, b->p0 - 1, 1) : NULL; /* (1,1,B,H) */
         sisa_tensor *phi0 = b->p0 > 0 ? Phc : NULL;
         sisa_tensor *gd = named(b, sisa_ssm_decay(g, a, wleaf(b, "alpha_proj.bias"), g0), "g");
+        if (g0 && Gc) add_patch(b, PATCH_VIEW, g0, gd, Gc->offset, (size_t)Gc->stride[1]);
         sisa_tensor *sCB = named(b, sisa_ssm_channels(g, Bs, Cs, theta, gd, wleaf(b, "lambda_raw"),
                                                       phi0, SISA_SSM_FACTORED, (int32_t)b->dh,
                                                       (float)c->ssm_clamp), "sCB");
@@ -126,15 +260,23 @@ static sisa_tensor *block(dbuild *b, sisa_tensor *x) {
         sp.d_content = (int32_t)b->dh;
         /* the running rotation: Phi' = Phi0 + sum_t theta_t */
         sisa_tensor *sum;
-        if (b->T == 1) {
-            sum = sisa_reshape(g, theta, 1, 1, b->B, theta ? theta->shape[3] : 1);
+        if (b->T == 1 && theta) { /* (1,B,1,w) as (1,1,B,w); theta may be a column view */
+            const int64_t shape[4] = {1, 1, b->B, theta->shape[3]};
+            const int64_t stride[4] = {b->B * theta->stride[1], theta->stride[1], theta->stride[1],
+                                       theta->stride[3]};
+            sum = sisa_view(g, theta, shape, stride, 0);
         } else {
             sisa_tensor *thT = sisa_cpy(g, sisa_permute(g, theta, 0, 1, 3, 2), SISA_F32);
             sisa_tensor *s1 = sisa_matmul(g, thT, sisa_kvcache_leaf_ones(b->kv, g, b->T));
             sum = sisa_reshape(g, s1, 1, 1, b->B, theta ? theta->shape[3] : 1);
         }
-        sisa_tensor *phi_new = phi0 ? sisa_add(g, phi0, sum) : sum;
-        sisa_kvcache_write_into(g, named(b, sisa_cpy(g, phi_new, SISA_F32), "phi_state"), Phc, 0);
+        if (phi0 && g->act_dtype == SISA_F32 && sum && sum->dtype == SISA_F32) {
+            /* Phi0 + sum straight into the state (each element reads then writes itself) */
+            sisa_kvcache_write_into(g, named(b, sisa_add(g, phi0, sum), "phi_state"), Phc, 0);
+        } else {
+            sisa_tensor *phi_new = phi0 ? sisa_add(g, phi0, sum) : sum;
+            sisa_kvcache_write_into(g, named(b, sisa_cpy(g, phi_new, SISA_F32), "phi_state"), Phc, 0);
+        }
     }
     /* new K/V rows -> cache (T,B,H,w), then attention over [0, Tk) */
     cache_write(b, Kc, 0, sisa_permute(g, Knew, 2, 0, 1, 3), "k_cache");
@@ -142,25 +284,36 @@ static sisa_tensor *block(dbuild *b, sisa_tensor *x) {
     sisa_tensor *Kall = sisa_permute(g, cache_rows(b, Kc, 0, 0, b->Tk), 1, 2, 0, 3);
     sisa_tensor *Vall = sisa_permute(g, cache_rows(b, Vc, 0, 0, b->Tk), 1, 2, 0, 3);
     sisa_tensor *y = named(b, sisa_sdpa(g, Q, Kall, Vall, &sp), "attn");
+    add_patch(b, PATCH_SDPA, y, y, 0, 0);
     sisa_tensor *yc = sisa_reshape(g, y, 1, b->B, b->T, b->H * b->dh);
     sisa_tensor *h = named(b, sisa_add(g, x, linear(b, yc, "W_O.weight", "o")), "h");
     sisa_tensor *xn2 = named(b, sisa_rms_norm(g, h, wleaf(b, "ffn_norm.weight"), eps), "xn2");
-    sisa_tensor *gate = linear(b, xn2, "ffn.w_gate.weight", "gate");
-    sisa_tensor *up = linear(b, xn2, "ffn.w_up.weight", "up");
+    static const char *const ffn_in[] = {"ffn.w_gate.weight", "ffn.w_up.weight"};
+    int64_t frows[2];
+    sisa_tensor *Wgu = fused_weight(b, ffn_in, 2, frows), *gate, *up;
+    if (Wgu && frows[0] == frows[1]) {
+        sisa_tensor *P = named(b, sisa_matmul(g, xn2, Wgu), "gate_up");
+        gate = cols(b, P, 0, frows[0], 0, "gate");
+        up = cols(b, P, frows[0], frows[1], 0, "up");
+    } else {
+        gate = linear(b, xn2, "ffn.w_gate.weight", "gate");
+        up = linear(b, xn2, "ffn.w_up.weight", "up");
+    }
     sisa_tensor *down = linear(b, named(b, sisa_swiglu(g, gate, up), "swiglu"), "ffn.w_down.weight",
                                "down");
     return named(b, sisa_add(g, h, down), "out");
 }
 
-/* The graph for T new positions at p0; all_logits: every position, else only the last. */
-static sisa_status build_chunk(sisa_session *s, int T, bool all_logits, sisa_graph **out,
-                               sisa_tensor **tokens, sisa_tensor **logits) {
+/* The graph for T new positions at p0 attending over Tk >= p0 + T keys; all_logits: every
+ * position, else only the last. sg non-NULL: record its position-dependent values. */
+static sisa_status build_chunk(sisa_session *s, int T, int64_t Tk, bool all_logits, step_graph *sg,
+                               sisa_graph **out, sisa_tensor **tokens, sisa_tensor **logits) {
     const sisa_model *m = s->m;
     const sisa_config *c = &m->cfg;
     sisa_graph *g = sisa_graph_new();
     if (!g) return sisa_err(SISA_OUT_OF_MEMORY, "decode graph: out of host memory");
     dbuild b = {.m = m, .kv = &s->kv, .g = g, .B = s->batch, .T = T, .H = c->n_heads,
-                .dh = c->head_dim, .ds = c->d_ssm, .p0 = s->pos, .Tk = s->pos + T, .layer = -1};
+                .dh = c->head_dim, .ds = c->d_ssm, .p0 = s->pos, .Tk = Tk, .layer = -1, .sg = sg};
     *tokens = sisa_graph_input(g, "tokens", SISA_I32, 1, 1, s->batch, T);
     sisa_tensor *E = sisa_model_weight_leaf(m, g, "embed.weight");
     sisa_tensor *x = sisa_tensor_set_name(sisa_embed(g, E, *tokens), "embed");
@@ -184,6 +337,145 @@ static sisa_status build_chunk(sisa_session *s, int T, bool all_logits, sisa_gra
     return SISA_OK;
 }
 
+/* ---- the cached step graph ---- */
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void step_release(sisa_session *s) {
+    step_graph *sg = &s->step;
+    sisa_sched_release(s->m->sched, sg->rec);
+    sisa_graph_free(sg->g);
+    free(sg->p);
+    free(sg->changed);
+    memset(sg, 0, sizeof *sg);
+}
+
+/* Set every position-dependent value of the step graph for new position p (>= 1). */
+static void step_patch(step_graph *sg, int64_t p) {
+    sg->n_changed = 0;
+    for (int i = 0; i < sg->n_p; i++) {
+        patch *q = &sg->p[i];
+        switch (q->kind) {
+        case PATCH_ROPE: q->t->iparams[0] = (int32_t)p; break;
+        case PATCH_SDPA: q->t->iparams[1] = (int32_t)p; break;
+        case PATCH_WRITE: q->t->offset = q->base + (size_t)p * q->stride; break;
+        case PATCH_VIEW: /* the view's storage follows its source (alloc.c) */
+            q->t->view_offset = (size_t)(p - 1) * q->stride;
+            q->t->offset = q->base + q->t->view_offset;
+            break;
+        }
+        sg->changed[sg->n_changed++] = q->user->index;
+    }
+}
+
+/* Key capacity of the step graph for a step at position pos: pos + 1 rounded up to the bucket. */
+static int64_t step_keys(const sisa_session *s, int pos) {
+    int64_t tk = ((int64_t)pos + 1 + s->bucket - 1) / s->bucket * s->bucket;
+    return tk < s->max_ctx ? tk : s->max_ctx;
+}
+
+/* Make the step graph fit position s->pos: built for its bucket, placed in the current arena. */
+static sisa_status step_ready(sisa_session *s) {
+    step_graph *sg = &s->step;
+    const int64_t Tk = step_keys(s, s->pos);
+    double t0 = now_s();
+    if (!sg->g || sg->Tk != Tk) {
+        step_release(s);
+        sisa_status st = build_chunk(s, 1, Tk, true, sg, &sg->g, &sg->tokens, &sg->logits);
+        if (st == SISA_OK && !(sg->changed = malloc(sizeof(int) * (size_t)(sg->n_p + 1))))
+            st = sisa_err(SISA_OUT_OF_MEMORY, "decode graph: out of host memory");
+        if (st != SISA_OK) {
+            step_release(s);
+            return st;
+        }
+        sg->Tk = Tk;
+        s->n_builds++;
+    }
+    double t1 = now_s();
+    s->t[T_BUILD] += t1 - t0;
+    sisa_sched *sc = s->m->sched;
+    if (!sg->prepared || sg->arena_gen != sc->arena.generation) {
+        sisa_sched_release(sc, sg->rec);
+        sg->rec = NULL;
+        sg->prepared = false;
+        step_patch(sg, s->pos); /* placement sees real offsets */
+        SISA_TRY(sisa_sched_prepare(sc, sg->g));
+        sg->prepared = true;
+        sg->arena_gen = sc->arena.generation;
+    }
+    s->t[T_PREPARE] += now_s() - t1;
+    return SISA_OK;
+}
+
+/* One new position per sequence at s->pos > 0 through the cached step graph. */
+static sisa_status step_run(sisa_session *s, const int32_t *tokens, float *logits) {
+    SISA_TRY(step_ready(s));
+    step_graph *sg = &s->step;
+    sisa_sched *sc = s->m->sched;
+    double t0 = now_s();
+    step_patch(sg, s->pos);
+    double t1 = now_s();
+    SISA_TRY(sisa_tensor_write(sg->tokens, tokens, (size_t)s->batch * sizeof *tokens));
+    double t2 = now_s();
+    s->t[T_PATCH] += t1 - t0;
+    s->t[T_INPUT] += t2 - t1;
+    if (!sg->rec && !sg->no_record) {
+        sisa_status st = sisa_sched_record(sc, sg->g, &sg->rec);
+        if (st != SISA_OK || !sg->rec) { /* not offered or refused: compute normally */
+            sg->no_record = true;
+            sg->rec = NULL;
+        } else {
+            s->n_records++;
+        }
+        s->t[T_RECORD] += now_s() - t2;
+        t2 = now_s();
+    }
+    sisa_status st = SISA_OK;
+    if (sg->rec) {
+        st = sisa_sched_replay(sc, sg->g, sg->rec, sg->changed, sg->n_changed);
+        if (st == SISA_UNSUPPORTED) { /* an update the backend cannot make: stop replaying */
+            sisa_sched_release(sc, sg->rec);
+            sg->rec = NULL;
+            sg->no_record = true;
+            st = sisa_sched_compute(sc, sg->g);
+        } else {
+            s->n_replays++;
+        }
+    } else {
+        st = sisa_sched_compute(sc, sg->g);
+    }
+    double t3 = now_s();
+    s->t[T_COMPUTE] += t3 - t2;
+    if (st == SISA_OK) {
+        const size_t row = (size_t)s->m->cfg.vocab_size * sizeof(float);
+        st = sisa_tensor_read(sg->logits, s->last, (size_t)s->batch * row);
+        if (st == SISA_OK && logits) memcpy(logits, s->last, (size_t)s->batch * row);
+    }
+    s->t[T_READ] += now_s() - t3;
+    s->n_steps++;
+    return st;
+}
+
+static void print_timing(const sisa_session *s) {
+    if (!s->timing || s->n_steps == 0) return;
+    static const char *names[T_N] = {"build", "prepare", "record", "patch", "input", "compute+wait",
+                                     "read logits"};
+    double total = 0;
+    for (int i = 0; i < T_N; i++) total += s->t[i];
+    int ops = 0;
+    for (int i = 0; s->step.g && i < s->step.g->n_nodes; i++) ops += s->step.g->nodes[i]->op != SISA_OP_VIEW;
+    fprintf(stderr, "decode steps: %lld (graphs built %lld, recorded %lld, replays %lld; step graph "
+                    "%d ops, %d patched), host-timed split per step in us:", (long long)s->n_steps,
+            (long long)s->n_builds, (long long)s->n_records, (long long)s->n_replays, ops,
+            s->step.n_p);
+    for (int i = 0; i < T_N; i++) fprintf(stderr, " %s %.1f", names[i], 1e6 * s->t[i] / (double)s->n_steps);
+    fprintf(stderr, " | total %.1f\n", 1e6 * total / (double)s->n_steps);
+}
+
 /* ---- sessions ---- */
 
 sisa_status sisa_session_new_batch(sisa_model *m, int n_seq, int max_ctx, sisa_session **out) {
@@ -201,6 +493,10 @@ sisa_status sisa_session_new_batch(sisa_model *m, int n_seq, int max_ctx, sisa_s
     s->m = m;
     s->batch = n_seq;
     s->max_ctx = max_ctx ? max_ctx : (int)limit;
+    const char *e = getenv("SISA_DECODE_BUCKET");
+    s->bucket = e && atoi(e) > 0 ? atoi(e) : 256;
+    s->rebuild = (e = getenv("SISA_DECODE_REBUILD")) && e[0] && strcmp(e, "0") != 0;
+    s->timing = (e = getenv("SISA_DECODE_TIMING")) && e[0] && strcmp(e, "0") != 0;
     s->last = malloc((size_t)n_seq * (size_t)m->cfg.vocab_size * sizeof *s->last);
     sisa_status st = s->last ? SISA_OK : sisa_err(SISA_OUT_OF_MEMORY, "session: out of host memory");
     if (st == SISA_OK) st = sisa_kvcache_init(&s->kv, m, n_seq, s->max_ctx);
@@ -219,6 +515,8 @@ sisa_status sisa_session_new(sisa_model *m, int max_ctx, sisa_session **out) {
 
 void sisa_session_free(sisa_session *s) {
     if (!s) return;
+    print_timing(s);
+    step_release(s);
     sisa_kvcache_free(&s->kv);
     free(s->last);
     free(s);
@@ -252,21 +550,40 @@ static sisa_status append(sisa_session *s, const int32_t *tokens, int n, float *
             return sisa_err(SISA_INVALID_ARG,
                             "session: token id %d (sequence %d, new position %d) is outside the "
                             "vocabulary [0, %lld)", tokens[i], i / n, i % n, (long long)V);
-    sisa_graph *g = NULL;
-    sisa_tensor *tk = NULL, *lg = NULL;
-    SISA_TRY(build_chunk(s, n, logits != NULL, &g, &tk, &lg));
-    sisa_status st = sisa_sched_prepare(s->m->sched, g);
-    if (st == SISA_OK) st = sisa_tensor_write(tk, tokens, (size_t)s->batch * (size_t)n * sizeof *tokens);
-    if (st == SISA_OK) st = sisa_sched_compute(s->m->sched, g);
-    const size_t row = (size_t)V * sizeof(float);
-    if (st == SISA_OK && logits) {
-        st = sisa_tensor_read(lg, logits, (size_t)s->batch * (size_t)n * row);
-        for (int b = 0; b < s->batch; b++) /* last position of each sequence */
-            memcpy(s->last + (size_t)b * V, logits + ((size_t)b * n + (size_t)n - 1) * V, row);
-    } else if (st == SISA_OK) {
-        st = sisa_tensor_read(lg, s->last, (size_t)s->batch * row);
+    sisa_status st = SISA_OK;
+    if (n == 1 && s->pos > 0 && !s->rebuild) {
+        st = step_run(s, tokens, logits);
+    } else {
+        sisa_graph *g = NULL;
+        sisa_tensor *tk = NULL, *lg = NULL;
+        double t0 = now_s();
+        SISA_TRY(build_chunk(s, n, (int64_t)s->pos + n, logits != NULL, NULL, &g, &tk, &lg));
+        double t1 = now_s();
+        st = sisa_sched_prepare(s->m->sched, g);
+        double t2 = now_s();
+        if (st == SISA_OK) st = sisa_tensor_write(tk, tokens, (size_t)s->batch * (size_t)n * sizeof *tokens);
+        double t3 = now_s();
+        if (st == SISA_OK) st = sisa_sched_compute(s->m->sched, g);
+        double t4 = now_s();
+        const size_t row = (size_t)V * sizeof(float);
+        if (st == SISA_OK && logits) {
+            st = sisa_tensor_read(lg, logits, (size_t)s->batch * (size_t)n * row);
+            for (int b = 0; b < s->batch; b++) /* last position of each sequence */
+                memcpy(s->last + (size_t)b * V, logits + ((size_t)b * n + (size_t)n - 1) * V, row);
+        } else if (st == SISA_OK) {
+            st = sisa_tensor_read(lg, s->last, (size_t)s->batch * row);
+        }
+        sisa_graph_free(g);
+        if (n == 1) { /* a step the old way (SISA_DECODE_REBUILD, or at position 0) */
+            s->t[T_BUILD] += t1 - t0;
+            s->t[T_PREPARE] += t2 - t1;
+            s->t[T_INPUT] += t3 - t2;
+            s->t[T_COMPUTE] += t4 - t3;
+            s->t[T_READ] += now_s() - t4;
+            s->n_steps++;
+            s->n_builds++;
+        }
     }
-    sisa_graph_free(g);
     if (st != SISA_OK) {
         s->has_last = false;
         return sisa_err_prefix(st, "decode at position %d (%d new) on backend '%s'", s->pos, n,
@@ -311,12 +628,6 @@ sisa_status sisa_session_prefill_form_a(sisa_session *s, const int32_t *tokens, 
 }
 
 /* ---- generation ---- */
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 typedef struct stream_text {
     char *pending;

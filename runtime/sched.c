@@ -178,3 +178,23 @@ sisa_status sisa_sched_compute(sisa_sched *s, sisa_graph *g) {
     }
     return si->synchronize(s->stream);
 }
+
+sisa_status sisa_sched_record(sisa_sched *s, sisa_graph *g, void **rec) {
+    *rec = NULL;
+    const sisa_stream_iface *si = s->stream->iface;
+    if (!si->graph_record || s->profile || s->n_fallback > 0) return SISA_OK;
+    for (int i = 0; i < g->n_nodes; i++)
+        if (g->nodes[i]->device != PLACE_DEVICE) return SISA_OK;
+    return si->graph_record(s->stream, g, 0, g->n_nodes, rec);
+}
+
+sisa_status sisa_sched_replay(sisa_sched *s, sisa_graph *g, void *rec, const int *changed, int n) {
+    const sisa_stream_iface *si = s->stream->iface;
+    for (int i = 0; i < n; i++) SISA_TRY(si->graph_update(s->stream, rec, g, changed[i]));
+    SISA_TRY(si->graph_replay(s->stream, rec));
+    return si->synchronize(s->stream);
+}
+
+void sisa_sched_release(sisa_sched *s, void *rec) {
+    if (rec && s->stream->iface->graph_release) s->stream->iface->graph_release(s->stream, rec);
+}

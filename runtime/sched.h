@@ -31,6 +31,13 @@ void sisa_sched_free(sisa_sched *s);
 sisa_status sisa_sched_prepare(sisa_sched *s, sisa_graph *g);
 /* Run the whole prepared graph and wait for it. */
 sisa_status sisa_sched_compute(sisa_sched *s, sisa_graph *g);
+/* Recorded replay (backends that offer it, sched.c): record the prepared graph g once (every node
+ * on the device, profiling off; otherwise *rec = NULL and SISA_OK: compute normally). replay
+ * first tells the backend about the nodes whose params/offsets the caller changed since the last
+ * replay (indices into g->nodes), then runs the recording and waits. release frees it. */
+sisa_status sisa_sched_record(sisa_sched *s, sisa_graph *g, void **rec);
+sisa_status sisa_sched_replay(sisa_sched *s, sisa_graph *g, void *rec, const int *changed, int n);
+void sisa_sched_release(sisa_sched *s, void *rec);
 /* The per-op profile as a table (ops by time), into buf. */
 void sisa_sched_profile_table(const sisa_sched *s, char *buf, size_t len);
 

@@ -173,6 +173,67 @@ done:
     sisa_model_free(m);
 }
 
+/* The step paths: the cached step graph crossing key buckets (SISA_DECODE_BUCKET=8: Tk 8, 16, ..,
+ * 40), with and without the fused projections, without CUDA-graph replay, and the rebuilt graph
+ * of every step (the old path): every step of every path equals the forward. */
+static void run_paths(const char *dir, const char *arch, const char *be) {
+    static const char *const envs[][3] = {
+        {"SISA_DECODE_BUCKET", "8", NULL},
+        {"SISA_DECODE_BUCKET", "8", "SISA_DECODE_NO_FUSE"},
+        {"SISA_DECODE_BUCKET", "8", "SISA_CUDA_NO_GRAPH"},
+        {"SISA_DECODE_BUCKET", "8", "SISA_DECODE_REBUILD"},
+    };
+    const int64_t V = 256;
+    float *A = malloc(sizeof(float) * N * V), *D = malloc(sizeof(float) * V);
+    int32_t tok[N];
+    seq(tok, N, 2);
+    for (size_t e = 0; e < sizeof envs / sizeof *envs; e++) {
+        setenv(envs[e][0], envs[e][1], 1);
+        if (envs[e][2]) setenv(envs[e][2], "1", 1);
+        char what[160];
+        snprintf(what, sizeof what, "step path bucket 8%s%s", envs[e][2] ? " + " : "",
+                 envs[e][2] ? envs[e][2] : "");
+        sisa_load_options o = {.backend = be, .max_tokens = N};
+        sisa_model *m = NULL;
+        sisa_session *s = NULL;
+        double worst = 0;
+        if (sisa_model_load(dir, &o, &m) != SISA_OK || sisa_model_forward(m, tok, 1, N, A, NULL) != SISA_OK ||
+            sisa_session_new(m, N, &s) != SISA_OK || sisa_session_prefill(s, tok, 3, NULL) != SISA_OK) {
+            fail(what, arch, be);
+        } else {
+            for (int t = 3; t < N; t++) {
+                if (sisa_session_step(s, &tok[t], D) != SISA_OK) {
+                    fail(what, arch, be);
+                    break;
+                }
+                check(rel_err(D, A + (size_t)t * V, V), what, arch, be, &worst);
+            }
+            /* a forward between steps, then more steps: the step graph survives it */
+            sisa_session_reset(s);
+            if (sisa_session_prefill(s, tok, 20, NULL) != SISA_OK ||
+                sisa_model_forward(m, tok, 1, 7, A, NULL) != SISA_OK ||
+                sisa_model_forward(m, tok, 1, N, A, NULL) != SISA_OK) {
+                fail(what, arch, be);
+            } else {
+                for (int t = 20; t < N; t++) {
+                    if (sisa_session_step(s, &tok[t], D) != SISA_OK) {
+                        fail(what, arch, be);
+                        break;
+                    }
+                    check(rel_err(D, A + (size_t)t * V, V), what, arch, be, &worst);
+                }
+            }
+        }
+        printf("%-16s %-8s %s: max normalised error %.2e\n", arch, be, what, worst);
+        sisa_session_free(s);
+        sisa_model_free(m);
+        unsetenv(envs[e][0]);
+        if (envs[e][2]) unsetenv(envs[e][2]);
+    }
+    free(A);
+    free(D);
+}
+
 /* alpha_proj.bias -> +2 in a written model dir (safetensors writer, data copied otherwise) */
 static sisa_status push_bias(const char *src_dir, const char *dst_dir) {
     char p[512], q[512];
@@ -303,6 +364,7 @@ int main(int argc, char **argv) {
         if (only && strcmp(only, backends[b])) continue;
         if (!backend_present(backends[b])) continue;
         for (int i = 0; i < 2; i++) run_exact(dirs[i], archs[i], backends[b]);
+        for (int i = 0; i < 2; i++) run_paths(dirs[i], archs[i], backends[b]);
         run_clamp(dirs[2], backends[b]);
     }
     char cmd[700];
