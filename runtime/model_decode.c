@@ -60,6 +60,7 @@ typedef struct step_graph {
     unsigned arena_gen;
     void *rec;       /* the backend's recording, or NULL */
     bool no_record;  /* recording refused or failed once: compute normally */
+    int64_t rec_pos; /* the position the recording's nodes are updated for (-1: none) */
 } step_graph;
 
 /* Host-side time split of decode steps (SISA_DECODE_TIMING=1 prints it when the session ends). */
@@ -227,10 +228,24 @@ static sisa_tensor *block(dbuild *b, sisa_tensor *x) {
         kh = sisa_reshape(g, pr[1], b->B, b->T, b->H, b->dh);
         vh = sisa_reshape(g, pr[2], b->B, b->T, b->H, b->dh);
     }
-    sisa_tensor *qr = named(b, sisa_rope(g, qh, base, (int32_t)b->p0), "q_rope");
-    sisa_tensor *kr = named(b, sisa_rope(g, kh, base, (int32_t)b->p0), "k_rope");
-    add_patch(b, PATCH_ROPE, qr, qr, 0, 0);
-    add_patch(b, PATCH_ROPE, kr, kr, 0, 0);
+    sisa_tensor *qr, *kr;
+    if (Wf) { /* q and k are adjacent column blocks of the fused output: ONE RoPE over 2H heads */
+        const int64_t es = (int64_t)sisa_dtype_size(qh->dtype);
+        const int64_t sh[4] = {b->B, b->T, 2 * b->H, b->dh};
+        const int64_t st[4] = {qh->stride[0], qh->stride[1], b->dh * es, es};
+        sisa_tensor *qk = named(b, sisa_rope(g, sisa_view(g, qh->view_src, sh, st, qh->view_offset),
+                                             base, (int32_t)b->p0), "qk_rope");
+        add_patch(b, PATCH_ROPE, qk, qk, 0, 0);
+        const int64_t hs[4] = {b->B, b->T, b->H, b->dh};
+        qr = qk ? named(b, sisa_view(g, qk, hs, qk->stride, 0), "q_rope") : NULL;
+        kr = qk ? named(b, sisa_view(g, qk, hs, qk->stride, (size_t)(b->H * b->dh) * qk->stride[3]),
+                        "k_rope") : NULL;
+    } else {
+        qr = named(b, sisa_rope(g, qh, base, (int32_t)b->p0), "q_rope");
+        kr = named(b, sisa_rope(g, kh, base, (int32_t)b->p0), "k_rope");
+        add_patch(b, PATCH_ROPE, qr, qr, 0, 0);
+        add_patch(b, PATCH_ROPE, kr, kr, 0, 0);
+    }
     sisa_tensor *q = sisa_permute(g, qr, 0, 2, 1, 3); /* (B,H,T,dh) */
     sisa_tensor *k = sisa_permute(g, kr, 0, 2, 1, 3);
 
@@ -251,10 +266,10 @@ static sisa_tensor *block(dbuild *b, sisa_tensor *x) {
         const int64_t W = b->kv->wk;
         Q = named(b, sisa_augment(g, q, sisa_slice_row(g, sCB, 0, b->ds), W), "Qhat_pad");
         Knew = named(b, sisa_augment(g, k, sisa_slice_row(g, sCB, b->ds, b->ds), W), "Khat_pad");
-        /* g -> cache (1,T,B,H); gk = cached g over [0, Tk) made contiguous (1,B,H,Tk) */
+        /* g -> cache (1,T,B,H); gk = cached g over [0, Tk) as a strided view (1,B,H,Tk) */
         cache_write(b, Gc, 1, sisa_permute(g, gd, 0, 3, 1, 2), "g_cache");
-        sisa_tensor *gk = sisa_cpy(g, sisa_permute(g, cache_rows(b, Gc, 1, 0, b->Tk), 0, 2, 3, 1),
-                                   SISA_F32);
+        sisa_tensor *gk = sisa_permute(g, cache_rows(b, Gc, 1, 0, b->Tk), 0, 2, 3, 1);
+        if (getenv("SISA_DECODE_GK_COPY")) gk = sisa_cpy(g, gk, SISA_F32);
         sp.gq = gd;
         sp.gk = named(b, gk, "gk");
         sp.d_content = (int32_t)b->dh;
@@ -368,7 +383,8 @@ static void step_patch(step_graph *sg, int64_t p) {
             q->t->offset = q->base + q->t->view_offset;
             break;
         }
-        sg->changed[sg->n_changed++] = q->user->index;
+        if (sg->n_changed == 0 || sg->changed[sg->n_changed - 1] != q->user->index)
+            sg->changed[sg->n_changed++] = q->user->index;
     }
 }
 
@@ -401,6 +417,7 @@ static sisa_status step_ready(sisa_session *s) {
     if (!sg->prepared || sg->arena_gen != sc->arena.generation) {
         sisa_sched_release(sc, sg->rec);
         sg->rec = NULL;
+        sg->rec_pos = -1;
         sg->prepared = false;
         step_patch(sg, s->pos); /* placement sees real offsets */
         SISA_TRY(sisa_sched_prepare(sc, sg->g));
@@ -411,13 +428,22 @@ static sisa_status step_ready(sisa_session *s) {
     return SISA_OK;
 }
 
-/* One new position per sequence at s->pos > 0 through the cached step graph. */
+static void stop_replay(sisa_session *s) {
+    step_graph *sg = &s->step;
+    sisa_sched_release(s->m->sched, sg->rec);
+    sg->rec = NULL;
+    sg->no_record = true;
+}
+
+/* One new position per sequence at s->pos > 0 through the cached step graph. With a recording,
+ * the nodes are updated for position pos + 1 while the device runs position pos (the update
+ * affects later replays only), so the host's update cost hides behind the device's work. */
 static sisa_status step_run(sisa_session *s, const int32_t *tokens, float *logits) {
     SISA_TRY(step_ready(s));
     step_graph *sg = &s->step;
     sisa_sched *sc = s->m->sched;
     double t0 = now_s();
-    step_patch(sg, s->pos);
+    if (!sg->rec || sg->rec_pos != s->pos) step_patch(sg, s->pos);
     double t1 = now_s();
     SISA_TRY(sisa_tensor_write(sg->tokens, tokens, (size_t)s->batch * sizeof *tokens));
     double t2 = now_s();
@@ -429,33 +455,53 @@ static sisa_status step_run(sisa_session *s, const int32_t *tokens, float *logit
             sg->no_record = true;
             sg->rec = NULL;
         } else {
+            sg->rec_pos = s->pos; /* recorded with this position's values */
             s->n_records++;
         }
         s->t[T_RECORD] += now_s() - t2;
         t2 = now_s();
     }
     sisa_status st = SISA_OK;
-    if (sg->rec) {
-        st = sisa_sched_replay(sc, sg->g, sg->rec, sg->changed, sg->n_changed);
+    bool computed = false;
+    if (sg->rec && sg->rec_pos != s->pos) {
+        st = sisa_sched_update(sc, sg->g, sg->rec, sg->changed, sg->n_changed);
+        sg->rec_pos = st == SISA_OK ? s->pos : -1;
         if (st == SISA_UNSUPPORTED) { /* an update the backend cannot make: stop replaying */
-            sisa_sched_release(sc, sg->rec);
-            sg->rec = NULL;
-            sg->no_record = true;
-            st = sisa_sched_compute(sc, sg->g);
-        } else {
-            s->n_replays++;
+            stop_replay(s);
+            st = SISA_OK;
         }
-    } else {
-        st = sisa_sched_compute(sc, sg->g);
     }
     double t3 = now_s();
-    s->t[T_COMPUTE] += t3 - t2;
+    s->t[T_PATCH] += t3 - t2;
+    if (st == SISA_OK && sg->rec) {
+        st = sisa_sched_launch(sc, sg->rec);
+        s->n_replays++;
+        const int64_t next = (int64_t)s->pos + 1;
+        if (st == SISA_OK && next < s->max_ctx && step_keys(s, (int)next) == sg->Tk) {
+            double u0 = now_s();
+            step_patch(sg, next);
+            sisa_status us = sisa_sched_update(sc, sg->g, sg->rec, sg->changed, sg->n_changed);
+            sg->rec_pos = us == SISA_OK ? next : -1;
+            s->t[T_PATCH] += now_s() - u0;
+            t3 = now_s();
+            if (us != SISA_OK) { /* this launch is fine; the next step computes normally */
+                st = sisa_sched_sync(sc);
+                stop_replay(s);
+                computed = true;
+            }
+        }
+        if (!computed && st == SISA_OK) st = sisa_sched_sync(sc);
+        computed = true;
+    }
+    if (st == SISA_OK && !computed) st = sisa_sched_compute(sc, sg->g);
+    double t4 = now_s();
+    s->t[T_COMPUTE] += t4 - t3;
     if (st == SISA_OK) {
         const size_t row = (size_t)s->m->cfg.vocab_size * sizeof(float);
         st = sisa_tensor_read(sg->logits, s->last, (size_t)s->batch * row);
         if (st == SISA_OK && logits) memcpy(logits, s->last, (size_t)s->batch * row);
     }
-    s->t[T_READ] += now_s() - t3;
+    s->t[T_READ] += now_s() - t4;
     s->n_steps++;
     return st;
 }

@@ -32,6 +32,7 @@ typedef struct sisa_sampler {
     float *work;    /* V logits after the penalty */
     int32_t *idx;   /* V ids, sorted by work */
     double *prob;   /* V probabilities of the sorted ids */
+    unsigned char *seen; /* V flags, all 0 between calls: ids the penalty already lowered */
 } sisa_sampler;
 
 sisa_status sisa_sampler_init(sisa_sampler *s, const sisa_sampler_params *p, int64_t vocab);

@@ -188,11 +188,23 @@ sisa_status sisa_sched_record(sisa_sched *s, sisa_graph *g, void **rec) {
     return si->graph_record(s->stream, g, 0, g->n_nodes, rec);
 }
 
-sisa_status sisa_sched_replay(sisa_sched *s, sisa_graph *g, void *rec, const int *changed, int n) {
+sisa_status sisa_sched_update(sisa_sched *s, sisa_graph *g, void *rec, const int *changed, int n) {
     const sisa_stream_iface *si = s->stream->iface;
-    for (int i = 0; i < n; i++) SISA_TRY(si->graph_update(s->stream, rec, g, changed[i]));
-    SISA_TRY(si->graph_replay(s->stream, rec));
-    return si->synchronize(s->stream);
+    for (int i = 0; i < n; i++)
+        if (i == 0 || changed[i] != changed[i - 1]) SISA_TRY(si->graph_update(s->stream, rec, g, changed[i]));
+    return SISA_OK;
+}
+
+sisa_status sisa_sched_launch(sisa_sched *s, void *rec) {
+    return s->stream->iface->graph_replay(s->stream, rec);
+}
+
+sisa_status sisa_sched_sync(sisa_sched *s) { return s->stream->iface->synchronize(s->stream); }
+
+sisa_status sisa_sched_replay(sisa_sched *s, sisa_graph *g, void *rec, const int *changed, int n) {
+    SISA_TRY(sisa_sched_update(s, g, rec, changed, n));
+    SISA_TRY(sisa_sched_launch(s, rec));
+    return sisa_sched_sync(s);
 }
 
 void sisa_sched_release(sisa_sched *s, void *rec) {

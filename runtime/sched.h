@@ -37,6 +37,12 @@ sisa_status sisa_sched_compute(sisa_sched *s, sisa_graph *g);
  * replay (indices into g->nodes), then runs the recording and waits. release frees it. */
 sisa_status sisa_sched_record(sisa_sched *s, sisa_graph *g, void **rec);
 sisa_status sisa_sched_replay(sisa_sched *s, sisa_graph *g, void *rec, const int *changed, int n);
+/* The parts of replay, for callers that overlap host work with the device: update tells the
+ * backend about changed nodes (allowed while an earlier replay runs: it affects later ones only),
+ * launch starts the recording without waiting, sync waits for the stream. */
+sisa_status sisa_sched_update(sisa_sched *s, sisa_graph *g, void *rec, const int *changed, int n);
+sisa_status sisa_sched_launch(sisa_sched *s, void *rec);
+sisa_status sisa_sched_sync(sisa_sched *s);
 void sisa_sched_release(sisa_sched *s, void *rec);
 /* The per-op profile as a table (ops by time), into buf. */
 void sisa_sched_profile_table(const sisa_sched *s, char *buf, size_t len);

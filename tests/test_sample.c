@@ -36,7 +36,68 @@ static sisa_sampler make(float temp, int k, float p, float rep, uint64_t seed) {
     return s;
 }
 
+/* Top-k by partial selection over a large vocabulary with many ties keeps exactly the first k of
+ * the (value desc, id asc) order, with softmax probabilities over them; greedy over a large
+ * vocabulary is the first index of the maximum, and the first NaN when there is one. */
+static void big_vocab(void) {
+    enum { BV = 5003 };
+    static float lg[BV];
+    static double pr[BV];
+    uint64_t x = 12345;
+    for (int j = 0; j < BV; j++) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        lg[j] = (float)((x >> 40) % 37) * 0.25f - 4.0f; /* 37 distinct values: many ties */
+    }
+    const int ks[] = {1, 2, 7, 100, 1000, BV - 1};
+    for (size_t t = 0; t < sizeof ks / sizeof *ks; t++) {
+        const int k = ks[t];
+        sisa_sampler_params sp;
+        sisa_sampler_params_default(&sp);
+        sp.top_k = k;
+        sisa_sampler b;
+        if (sisa_sampler_init(&b, &sp, BV) != SISA_OK) {
+            CHECK(0, "init: %s", sisa_last_error());
+            return;
+        }
+        sisa_sampler_probs(&b, lg, NULL, 0, pr);
+        /* the reference: rank of each id = how many ids come before it in the order */
+        int kept = 0, wrong = 0;
+        double z = 0, mx = -1e30;
+        for (int j = 0; j < BV; j++) mx = lg[j] > mx ? lg[j] : mx;
+        for (int j = 0; j < BV; j++) {
+            int rank = 0;
+            for (int i = 0; i < BV; i++) rank += lg[i] > lg[j] || (lg[i] == lg[j] && i < j);
+            if (rank < k) z += exp((double)lg[j] - mx);
+        }
+        for (int j = 0; j < BV; j++) {
+            int rank = 0;
+            for (int i = 0; i < BV; i++) rank += lg[i] > lg[j] || (lg[i] == lg[j] && i < j);
+            const double want = rank < k ? exp((double)lg[j] - mx) / z : 0.0;
+            kept += pr[j] > 0;
+            wrong += fabs(pr[j] - want) > 1e-12;
+        }
+        CHECK(kept == k && wrong == 0, "top-k %d over %d ids: kept %d, %d wrong", k, BV, kept, wrong);
+        sisa_sampler_free(&b);
+    }
+    sisa_sampler_params sp;
+    sisa_sampler_params_default(&sp);
+    sp.temperature = 0;
+    sisa_sampler g;
+    if (sisa_sampler_init(&g, &sp, BV) == SISA_OK) {
+        int first = 0;
+        for (int j = 1; j < BV; j++) first = lg[j] > lg[first] ? j : first;
+        CHECK(sisa_sampler_sample(&g, lg, NULL, 0) == first, "greedy over %d ids", BV);
+        const float keep = lg[4000];
+        lg[4000] = NAN;
+        lg[4500] = NAN;
+        CHECK(sisa_sampler_sample(&g, lg, NULL, 0) == 4000, "greedy with NaNs: the first NaN");
+        lg[4000] = keep;
+        sisa_sampler_free(&g);
+    }
+}
+
 int main(void) {
+    big_vocab();
     /* greedy = argmax (first on ties: ids 1 and 5 both hold 2.0) */
     sisa_sampler s = make(0, 0, 1, 1, 1);
     CHECK(sisa_sampler_sample(&s, L, NULL, 0) == 1, "greedy should pick id 1");

@@ -44,7 +44,8 @@ const char *sc_kernel_name(sc_kernel k) {
     static const char *names[] = {"none", "elementwise", "rms_norm", "rope", "softmax", "argmax",
                                   "ssm_decay", "ssm_channels", "matmul/cublaslt",
                                   "matmul/fallback", "sdpa/cudnn", "sdpa/own-wmma",
-                                  "sdpa/own-scalar", "sdpa/own-fa"};
+                                  "sdpa/own-scalar", "sdpa/own-fa", "matmul/gemv",
+                                  "sdpa/decode"};
     return (unsigned)k < sizeof names / sizeof names[0] ? names[k] : "?";
 }
 
@@ -115,6 +116,11 @@ static sc_kernel select_sdpa(sc_device *d, const sisa_tensor *node, char *reason
     const char *force = getenv("SISA_CUDA_SDPA");
     if (force && !force[0]) force = NULL;
     char why[SISA_REASON_LEN] = "";
+    /* a few queries (decode steps): the split-key kernel, whatever the dtypes */
+    if (!force || strcmp(force, "decode") == 0) {
+        size_t ws = sc_decode_attn_workspace(&n);
+        if (ws && ws <= WORKSPACE_BYTES) return SC_K_SDPA_DECODE;
+    }
     if (!force || strcmp(force, "cudnn") == 0) {
         if (sc_cudnn_sdpa_accepts(d, node, why)) return SC_K_SDPA_CUDNN;
     }
@@ -166,6 +172,9 @@ sc_kernel sc_select(sc_device *d, const sisa_tensor *node, char *reason) {
     case SISA_OP_MATMUL: {
         char why[SISA_REASON_LEN];
         const char *force = getenv("SISA_CUDA_MATMUL");
+        /* few rows against one matrix (decode projections): the GEMV kernel, any float dtypes;
+         * SISA_CUDA_MATMUL=lt or =fallback skips it */
+        if (!(force && force[0]) && sc_gemv_takes(&n)) return SC_K_GEMV;
         if (!(force && strcmp(force, "fallback") == 0) && sc_matmul_lt_accepts(d, node, why))
             return SC_K_MATMUL_LT;
         int64_t batch = node->shape[0] * node->shape[1];
@@ -214,6 +223,9 @@ static sisa_status buf_write(sisa_buffer *b, size_t off, const void *src, size_t
     SISA_TRY(buf_range(b, off, n, "write"));
     SISA_TRY(set_device(buf_dev(b)));
     cudaError_t e = cudaMemcpy((char *)b->ctx + off, src, n, cudaMemcpyHostToDevice);
+    /* from pageable memory cudaMemcpy may return before the DMA lands, and the streams are
+     * non-blocking: wait for the legacy stream so that later work on them sees the bytes */
+    if (e == cudaSuccess) e = cudaStreamSynchronize(cudaStreamLegacy);
     return e == cudaSuccess ? SISA_OK : sc_cuda_err(e, "cudaMemcpy host->device (buffer write)");
 }
 
@@ -287,6 +299,10 @@ static cudaError_t launch(sc_stream *s, sc_kernel k, const sc_node *n) {
     case SC_K_SDPA_WMMA: return sc_launch_sdpa(n, SC_SDPA_WMMA, s->stream);
     case SC_K_SDPA_SCALAR: return sc_launch_sdpa(n, SC_SDPA_SCALAR, s->stream);
     case SC_K_SDPA_FA: return sc_launch_sdpa_fa(n, s->stream);
+    case SC_K_GEMV: return sc_launch_gemv(n, s->dev->prop.multiProcessorCount, s->stream);
+    case SC_K_SDPA_DECODE:
+        if (sc_decode_attn_workspace(n) > s->workspace_size) return cudaErrorInvalidValue;
+        return sc_launch_decode_attn(n, s->workspace, s->stream);
     default: return cudaErrorInvalidValue;
     }
 }
@@ -335,8 +351,13 @@ static sisa_status stream_sync(sisa_stream *st) {
                                               "backend 'cuda' device %d", s->dev->ordinal);
 }
 
-static const sisa_stream_iface cuda_stream_iface = {
-    .free = stream_free, .graph_compute = stream_compute, .synchronize = stream_sync};
+static const sisa_stream_iface cuda_stream_iface = {.free = stream_free,
+                                                    .graph_compute = stream_compute,
+                                                    .synchronize = stream_sync,
+                                                    .graph_record = sc_graph_record,
+                                                    .graph_update = sc_graph_update,
+                                                    .graph_replay = sc_graph_replay,
+                                                    .graph_release = sc_graph_release};
 
 static sisa_status dev_stream_new(sisa_device *dv, sisa_stream **out) {
     sc_device *d = dv->ctx;

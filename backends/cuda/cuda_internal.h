@@ -10,6 +10,7 @@
 #include <cublasLt.h>
 
 #include "backend.h"
+#include "cuda_decode_kernels.h"
 #include "cuda_kernels.h"
 
 typedef struct sc_matmul_plan sc_matmul_plan;
@@ -50,6 +51,8 @@ typedef enum sc_kernel {
     SC_K_SDPA_WMMA,       /* own flash attention, tensor cores */
     SC_K_SDPA_SCALAR,     /* own flash attention, fp32 */
     SC_K_SDPA_FA,         /* own flash attention, mma.sync + cp.async (sdpa_fa.cu) */
+    SC_K_GEMV,            /* few-row MATMUL against one matrix (gemv.cu) */
+    SC_K_SDPA_DECODE,     /* few-query split-key SDPA (decode_attn.cu) */
 } sc_kernel;
 
 const char *sc_kernel_name(sc_kernel k);
@@ -69,6 +72,12 @@ void sc_cudnn_init(sc_device *d);
 void sc_cudnn_free(sc_device *d);
 bool sc_cudnn_sdpa_accepts(sc_device *d, const sisa_tensor *node, char *reason);
 sisa_status sc_cudnn_sdpa_run(sc_stream *s, const sisa_tensor *node, const sc_node *n);
+
+/* cuda_graph.c: record / replay (backend.h's optional stream functions) */
+sisa_status sc_graph_record(sisa_stream *st, sisa_graph *g, int first, int last, void **rec);
+sisa_status sc_graph_update(sisa_stream *st, void *rec, sisa_graph *g, int node);
+sisa_status sc_graph_replay(sisa_stream *st, void *rec);
+void sc_graph_release(sisa_stream *st, void *rec);
 
 /* Error helpers: messages name the backend, the node and the native code. */
 sisa_status sc_cuda_err(cudaError_t e, const char *what);

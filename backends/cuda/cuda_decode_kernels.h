@@ -1,0 +1,36 @@
+/*
+ * cuda_decode_kernels.h — the CUDA kernels for few-row work (decode steps), next to the general
+ * ones of cuda_kernels.h: a GEMV-style MATMUL (gemv.cu) and a split-key SDPA for few queries
+ * (decode_attn.cu). Both follow cuda_kernels.h's conventions: the node arrives as an sc_node, and
+ * every kernel takes that sc_node by value as its FIRST argument, with later arguments that depend
+ * only on shapes and fixed addresses (cuda_graph.c patches a recorded kernel by replacing that
+ * first argument when the node's params or addresses change).
+ */
+#ifndef SISA_CUDA_DECODE_KERNELS_H
+#define SISA_CUDA_DECODE_KERNELS_H
+
+#include "cuda_kernels.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* gemv.cu: MATMUL with few rows. a (A0,A1,M,K) any float dtype and strides, A0·A1·M <= 4;
+ * b one matrix (1,1,N,K) of f32/f16/bf16 with unit channel stride; dst contiguous f32/f16/bf16.
+ * One warp per output column, the rows of a staged in shared memory as f32, b streamed once with
+ * 16-byte loads where aligned; fp32 accumulation. Memory bound on b: the decode projections.
+ * sc_gemv_takes: 1 when the node fits (shapes, dtypes, shared memory). */
+int sc_gemv_takes(const sc_node *n);
+cudaError_t sc_launch_gemv(const sc_node *n, int n_sm, cudaStream_t s);
+
+/* decode_attn.cu: SDPA (ops.h, both forms, causal with p0) for Tq <= 8 queries: the keys are
+ * split into 64-key chunks, one block per (b, h, query, chunk) writes a partial (max, sum, o) to
+ * the workspace, a second kernel combines them (flash-decoding). Any float dtypes and strides.
+ * sc_decode_attn_workspace: the bytes of workspace the node needs, 0 when it does not fit. */
+size_t sc_decode_attn_workspace(const sc_node *n);
+cudaError_t sc_launch_decode_attn(const sc_node *n, void *workspace, cudaStream_t s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

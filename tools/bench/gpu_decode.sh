@@ -1,0 +1,36 @@
+#!/bin/bash
+# Decode on the GPU machine in one call (METHOD.md): the decode-related tests on CUDA, then batch-1
+# decode of SISA-152M d_s=16 (bf16 weights, 512-token prompt, 128 greedy tokens — gpu_all.sh's
+# command line) on CUDA with each decode path switched on/off, and on Vulkan and OpenCL, with the
+# host-timed per-step split (SISA_DECODE_TIMING=1). Logs in $OUT.
+# Usage (after `source .devdeps/setup.sh`): bash tools/bench/gpu_decode.sh [BUILDDIR] [--no-tests]
+set -u
+OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
+B=${1:-build-gpu}
+S=$B/tools/sisa
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm --format=csv,noheader | tee "$OUT/gpu.txt"
+if [ "${2:-}" != "--no-tests" ]; then
+  echo "== tests (CUDA)"
+  t() { local n=$1; shift; timeout "$@" > "$OUT/test-$n.txt" 2>&1; echo "$n: rc $? | $(tail -1 "$OUT/test-$n.txt")"; }
+  t decode 150 $B/tests/test_decode cuda
+  t cuda_smoke 120 $B/tests/test_cuda_smoke
+  t golden 120 $B/tests/test_golden tests/golden cuda
+  t conform 200 $B/tests/conformance/conform --backend cuda
+fi
+echo "== decode: batch 1, SISA-152M d_s=16 bf16, 512-token prompt, 128 new tokens, greedy"
+$S init --config sisa-152m-ds16 --dtype bf16 -o /tmp/m152 >/dev/null
+ids=$(python3 -c "print(','.join(str((i*7919)%50277) for i in range(512)))")
+gen() { # name backend env...
+  local n=$1 be=$2; shift 2
+  env "$@" SISA_DECODE_TIMING=1 timeout 120 $S generate -m /tmp/m152 --backend $be --tokens "$ids" \
+      -n 128 --temp 0 --no-eos > "$OUT/ids-$n.txt" 2> "$OUT/decode-$n.txt"
+  echo "$n: $(grep -o 'decode [0-9.]* s ([0-9.]* tok/s)' "$OUT/decode-$n.txt") ids-md5 $(md5sum < "$OUT/ids-$n.txt" | cut -c1-8)"
+  grep "^decode steps" "$OUT/decode-$n.txt" | tail -1
+}
+gen cuda cuda
+gen cuda-nograph cuda SISA_CUDA_NO_GRAPH=1
+gen cuda-nofuse cuda SISA_DECODE_NO_FUSE=1
+gen cuda-rebuild cuda SISA_DECODE_REBUILD=1
+gen cuda-nogemv-noda cuda SISA_CUDA_MATMUL=lt SISA_CUDA_SDPA=own SISA_DECODE_REBUILD=1 SISA_DECODE_NO_FUSE=1
+gen vulkan vulkan
+gen opencl opencl
