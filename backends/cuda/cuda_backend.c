@@ -313,6 +313,11 @@ static sisa_status stream_compute(sisa_stream *st, sisa_graph *g, int first, int
     for (int i = first; i < last; i++) {
         sisa_tensor *node = g->nodes[i];
         if (node->op == SISA_OP_VIEW || node->op == SISA_OP_NONE) continue;
+        sisa_status fs;
+        if (sc_fuse_node(s, g, i, first, &fs)) { /* SSM_CHANNELS+AUGMENT (cuda_fuse.c) */
+            if (fs != SISA_OK) return node_fail(fs, node, i, SC_K_SSM_CHANNELS);
+            continue;
+        }
         char reason[SISA_REASON_LEN] = "";
         sc_kernel k = sc_select(s->dev, node, reason);
         if (k == SC_K_NONE)

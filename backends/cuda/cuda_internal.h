@@ -33,6 +33,7 @@ typedef struct sc_stream {
     void *workspace; /* cuBLASLt / cuDNN workspace */
     size_t workspace_size;
     char last_path[64]; /* which kernel the last SDPA/MATMUL node ran (bench/test reporting) */
+    const sisa_tensor *fuse_skip[2]; /* AUGMENT nodes a fused kernel already computed (cuda_fuse.c) */
 } sc_stream;
 
 /* Kernel choice for a node: what supports_op reports and what graph_compute launches. */
@@ -72,6 +73,11 @@ void sc_cudnn_init(sc_device *d);
 void sc_cudnn_free(sc_device *d);
 bool sc_cudnn_sdpa_accepts(sc_device *d, const sisa_tensor *node, char *reason);
 sisa_status sc_cudnn_sdpa_run(sc_stream *s, const sisa_tensor *node, const sc_node *n);
+
+/* cuda_fuse.c: SSM_CHANNELS + its two AUGMENT consumers as one kernel. True when node i of g was
+ * handled here (the fused kernel launched at it, *st its status; or it is an AUGMENT that kernel
+ * already wrote); false: compute node i as usual. */
+bool sc_fuse_node(sc_stream *s, sisa_graph *g, int i, int first, sisa_status *st);
 
 /* cuda_graph.c: record / replay (backend.h's optional stream functions) */
 sisa_status sc_graph_record(sisa_stream *st, sisa_graph *g, int first, int last, void **rec);

@@ -57,6 +57,19 @@ cudaError_t sc_launch_argmax(const sc_node *n, cudaStream_t s);
 /* ssm.cu */
 cudaError_t sc_launch_ssm_decay(const sc_node *n, cudaStream_t s);
 cudaError_t sc_launch_ssm_channels(const sc_node *n, cudaStream_t s);
+/* ssm_augment.cu: SSM_CHANNELS fused with the two AUGMENT nodes that read its halves (cuda_fuse.c
+ * finds the pattern). ssm = the SSM_CHANNELS node (its dst sCB is always written);
+ * out_c = [a_c | s·Cbar | 0], out_b = [a_b | s·Bbar | 0], each skipped when its p is NULL (that
+ * AUGMENT then runs unfused); chunk is set by the launcher.
+ * sc_ssm_augment_takes: 0 when d_s is outside what the kernel's shared memory holds. */
+typedef struct sc_ssm_augment {
+    sc_node ssm;
+    sc_tensor a_c, a_b, out_c, out_b;
+    int chunk;
+    int pad_;
+} sc_ssm_augment;
+int sc_ssm_augment_takes(const sc_ssm_augment *f);
+cudaError_t sc_launch_ssm_augment(sc_ssm_augment *f, cudaStream_t s);
 /* matmul_fallback.cu: any dtypes and strides, fp32 accumulation (layouts cuBLASLt cannot take) */
 cudaError_t sc_launch_matmul_fallback(const sc_node *n, cudaStream_t s);
 

@@ -1,7 +1,9 @@
 /*
  * bench_cuda.c — timings of the CUDA backend's heavy nodes, each run through the scheduler like the
- * model runs them: SDPA (SISA form A 80/64, form B, Transformer 64/64; cuDNN and own kernels) and
- * MATMUL at the 152M model's shapes. Prints one line per case: shape, path, median ms, TFLOP/s.
+ * model runs them: SDPA (SISA form A 80/64 and 96/64 = 80 zero-padded to 32, form B, Transformer
+ * 64/64; cuDNN with and without the timed engine choice, own kernels), SSM_CHANNELS + AUGMENT
+ * fused and unfused at the 152M prefill shape, and MATMUL at the 152M model's shapes. Prints one
+ * line per case: shape, path, median ms, TFLOP/s (GB/s for the SSM/AUGMENT case).
  * Inputs are seeded random values (never zeros: METHOD.md). Usage: bench_cuda [reps]
  */
 #include <math.h>
@@ -81,7 +83,13 @@ static void report(const char *name, const char *path, double ms, double flop, c
 
 static void bench_sdpa(sisa_device *dev, const char *name, const char *mode, int B, int H, int T,
                        int dqk, int dv, int formB, int reps) {
-    if (mode) setenv("SISA_CUDA_SDPA", mode, 1); else unsetenv("SISA_CUDA_SDPA");
+    /* "cudnn" = cuDNN's first choice (heuristics mode A, the default); "cudnn-tuned": every
+     * config heuristics list, timed on first use; "cudnn-sweep": also one-knob changes of it */
+    const bool tuned = mode && strcmp(mode, "cudnn-tuned") == 0;
+    const bool sweep = mode && strcmp(mode, "cudnn-sweep") == 0;
+    if (tuned) setenv("SISA_CUDA_CUDNN_TUNE", "1", 1);
+    if (sweep) setenv("SISA_CUDA_CUDNN_TUNE", "2", 1);
+    if (mode) setenv("SISA_CUDA_SDPA", tuned || sweep ? "cudnn" : mode, 1); else unsetenv("SISA_CUDA_SDPA");
     sisa_graph *g = sisa_graph_new();
     g->act_dtype = SISA_BF16;
     sisa_tensor *q = sisa_graph_input(g, "q", SISA_BF16, B, H, T, dqk);
@@ -103,6 +111,44 @@ static void bench_sdpa(sisa_device *dev, const char *name, const char *mode, int
     report(name, path, ms, flop, err);
     sisa_graph_free(g);
     unsetenv("SISA_CUDA_SDPA");
+    unsetenv("SISA_CUDA_CUDNN_TUNE");
+}
+
+/* SSM_DECAY's output g and the SSM_CHANNELS + two AUGMENT nodes of one 152M layer's prefill
+ * (B=8, T=2048, H=12, d_h=64, d_s=16, bf16, W = 96), fused (cuda_fuse.c) or not (SISA_CUDA_FUSE=0).
+ * GB/s = the fused kernel's fewest bytes (Bs, Cs, theta, g, q, k read once; Qhat, Khat written)
+ * over the time. */
+static void bench_ssm_augment(sisa_device *dev, bool fused, int reps) {
+    const int B = 8, T = 2048, H = 12, dh = 64, ds = 16, W = 96;
+    if (!fused) setenv("SISA_CUDA_FUSE", "0", 1);
+    sisa_graph *g = sisa_graph_new();
+    g->act_dtype = SISA_BF16;
+    sisa_tensor *Bs = sisa_graph_input(g, "Bs", SISA_BF16, 1, B, T, H * ds);
+    sisa_tensor *Cs = sisa_graph_input(g, "Cs", SISA_BF16, 1, B, T, H * ds);
+    sisa_tensor *th = sisa_graph_input(g, "theta", SISA_BF16, 1, B, T, H * ds / 2);
+    sisa_tensor *gd = sisa_graph_input(g, "g", SISA_F32, 1, B, H, T);
+    sisa_tensor *lr = sisa_graph_input(g, "lambda_raw", SISA_F32, 1, 1, 1, H);
+    sisa_tensor *q = sisa_graph_input(g, "q", SISA_BF16, B, T, H, dh);
+    sisa_tensor *k = sisa_graph_input(g, "k", SISA_BF16, B, T, H, dh);
+    sisa_tensor *ch = sisa_ssm_channels(g, Bs, Cs, th, gd, lr, NULL, SISA_SSM_AUGMENTED, dh, 11.0f);
+    sisa_tensor *Q = sisa_augment(g, sisa_permute(g, q, 0, 2, 1, 3), sisa_slice_row(g, ch, 0, ds), W);
+    sisa_tensor *K = sisa_augment(g, sisa_permute(g, k, 0, 2, 1, 3), sisa_slice_row(g, ch, ds, ds), W);
+    sisa_tensor_set_output(Q);
+    sisa_tensor_set_output(K);
+    /* Views (no work) after the AUGMENT nodes keep the inputs alive past them, so the allocator
+     * cannot put Khat over q/Bs (it does in this small graph otherwise, and then Khat's AUGMENT
+     * runs unfused; cuda_fuse.c) — the placement the 152M model graph gets. */
+    sisa_tensor *keep[6] = {Bs, Cs, th, gd, q, k};
+    for (int i = 0; i < 6; i++) sisa_slice_row(g, keep[i], 0, 1);
+    char err[512] = "";
+    double ms = sisa_graph_status(g) == SISA_OK ? time_graph(dev, g, reps, err, sizeof err) : -1;
+    const double bytes = 2.0 * B * T * H * (2 * ds + ds / 2 + 2 * dh + 2 * W) + 4.0 * B * H * T;
+    if (ms < 0) printf("%-46s %-16s FAILED: %s\n", "SSM_CHANNELS+2 AUGMENT 152M B8 T2048", fused ? "fused" : "unfused", err);
+    else printf("%-46s %-16s %9.3f ms %8.1f GB/s\n", "SSM_CHANNELS+2 AUGMENT 152M B8 T2048",
+                fused ? "fused" : "unfused", ms, bytes / (ms * 1e-3) / 1e9);
+    fflush(stdout);
+    sisa_graph_free(g);
+    unsetenv("SISA_CUDA_FUSE");
 }
 
 static void bench_mm(sisa_device *dev, const char *name, sisa_dtype dt, int64_t M, int64_t N, int64_t K,
@@ -132,26 +178,30 @@ int main(int argc, char **argv) {
     const int B = 8, H = 12, T = 4096;
     /* paths: "cudnn" (cuDNN fused flash attention; falls back to own when cuDNN declines, the
      * trace on stderr says which ran), "own" (sdpa_fa.cu), "wmma" (the older own kernel) */
-    bench_sdpa(dev, "SDPA SISA A bf16 B8 H12 T4096 80/64", "cudnn", B, H, T, 80, 64, 0, reps);
-    bench_sdpa(dev, "SDPA SISA A bf16 B8 H12 T4096 80/64", "own", B, H, T, 80, 64, 0, reps);
-    bench_sdpa(dev, "SDPA SISA B bf16 B8 H12 T4096 80/64", "own", B, H, T, 80, 64, 1, reps);
-    bench_sdpa(dev, "SDPA Transformer bf16 B8 H12 T4096 64/64", "cudnn", B, H, T, 64, 64, 0, reps);
-    bench_sdpa(dev, "SDPA Transformer bf16 B8 H12 T4096 64/64", "own", B, H, T, 64, 64, 0, reps);
-    bench_sdpa(dev, "SDPA SISA A bf16 T2048 (prefill shape)", "cudnn", B, H, 2048, 80, 64, 0, reps);
-    bench_sdpa(dev, "SDPA SISA A bf16 T2048 (prefill shape)", "own", B, H, 2048, 80, 64, 0, reps);
-    bench_sdpa(dev, "SDPA SISA B bf16 T2048 (prefill shape)", "own", B, H, 2048, 80, 64, 1, reps);
-    bench_sdpa(dev, "SDPA SISA A bf16 B8 H12 T4096 96/64 (ds32)", "cudnn", B, H, T, 96, 64, 0, reps);
-    bench_sdpa(dev, "SDPA SISA A bf16 B8 H12 T4096 96/64 (ds32)", "own", B, H, T, 96, 64, 0, reps);
-    bench_sdpa(dev, "SDPA SISA A bf16 B8 H12 T4096 80/64", "wmma", B, H, T, 80, 64, 0, 5);
-    setenv("SISA_CUDA_FA_WARPS", "8", 1); /* own kernel with 128-query blocks */
-    bench_sdpa(dev, "SDPA SISA A bf16 B8 H12 T4096 80/64 8 warps", "own", B, H, T, 80, 64, 0, reps);
-    bench_sdpa(dev, "SDPA SISA B bf16 B8 H12 T4096 80/64 8 warps", "own", B, H, T, 80, 64, 1, reps);
-    bench_sdpa(dev, "SDPA Transformer bf16 T4096 64/64 8 warps", "own", B, H, T, 64, 64, 0, reps);
-    bench_sdpa(dev, "SDPA SISA A bf16 T2048 80/64 8 warps", "own", B, H, 2048, 80, 64, 0, reps);
-    unsetenv("SISA_CUDA_FA_WARPS");
+    for (int ti = 0; ti < 2; ti++) {
+        const int TT = ti ? 2048 : T;
+        char nm[96];
+        static const char *paths[3] = {"cudnn", "cudnn-tuned", "own"};
+        for (int pi = 0; pi < 3; pi++) {
+            snprintf(nm, sizeof nm, "SDPA SISA A bf16 B8 H12 T%d 80/64", TT);
+            bench_sdpa(dev, nm, paths[pi], B, H, TT, 80, 64, 0, reps);
+            snprintf(nm, sizeof nm, "SDPA SISA A bf16 B8 H12 T%d 96/64 (80 padded)", TT);
+            bench_sdpa(dev, nm, paths[pi], B, H, TT, 96, 64, 0, reps);
+            snprintf(nm, sizeof nm, "SDPA Transformer bf16 B8 H12 T%d 64/64", TT);
+            bench_sdpa(dev, nm, paths[pi], B, H, TT, 64, 64, 0, reps);
+        }
+        snprintf(nm, sizeof nm, "SDPA SISA B bf16 B8 H12 T%d 80/64", TT);
+        bench_sdpa(dev, nm, "own", B, H, TT, 80, 64, 1, reps);
+    }
+    bench_ssm_augment(dev, false, reps);
+    bench_ssm_augment(dev, true, reps);
     const int64_t M = 8 * 2048;
     bench_mm(dev, "ceiling", SISA_BF16, 8192, 8192, 8192, reps);
     bench_mm(dev, "152M W_Q/K/V/O", SISA_BF16, M, 768, 768, reps);
+    /* last: the knob sweep builds many plans (slow to start; a timeout cuts only these) */
+    bench_sdpa(dev, "SDPA SISA A bf16 B8 H12 T4096 80/64", "cudnn-sweep", B, H, T, 80, 64, 0, reps);
+    bench_sdpa(dev, "SDPA SISA A bf16 B8 H12 T4096 96/64 (80 padded)", "cudnn-sweep", B, H, T, 96, 64, 0, reps);
+    bench_sdpa(dev, "SDPA Transformer bf16 B8 H12 T4096 64/64", "cudnn-sweep", B, H, T, 64, 64, 0, reps);
     sisa_device_free(dev);
     return 0;
 }
