@@ -26,9 +26,15 @@ typedef enum ocl_family {
     OCL_FAM_EMBED_ROPE,
     OCL_FAM_SSM,
     OCL_FAM_SDPA,
+    OCL_FAM_GEMM,     /* gemm.cl (+ mma.cl): 16-bit MATMUL on the tensor cores */
+    OCL_FAM_SDPA_MMA, /* sdpa_mma.cl (+ mma.cl): bf16/f16 flash attention on the tensor cores */
     OCL_FAM_COUNT,
     OCL_FAM_CLBLAST = OCL_FAM_COUNT, /* MATMUL: no program of ours */
 } ocl_family;
+
+/* The tensor-core path (ocl_device.c decides, ocl_select.c uses): off; inline PTX mma.sync
+ * (NVIDIA, compute capability >= 8.0); or its emulation (any device, for tests). */
+enum { OCL_MMA_OFF = 0, OCL_MMA_PTX = 1, OCL_MMA_EMULATE = 2 };
 
 typedef struct ocl_program ocl_program; /* ocl_program.c */
 typedef struct ocl_stream ocl_stream;
@@ -47,6 +53,7 @@ typedef struct ocl_dev {
     cl_ulong local_mem;        /* CL_DEVICE_LOCAL_MEM_SIZE */
     int wg_reduce;             /* power-of-two work-group size of the row reductions */
     int sdpa_bq, sdpa_bk;      /* flash-attention tile: queries per group, keys per tile */
+    int mma;                   /* warp-mma kernels (kernels/mma.cl): OCL_MMA_* */
     char cache_dir[512];       /* program-binary cache; "" = off */
 } ocl_dev;
 

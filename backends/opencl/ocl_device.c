@@ -423,6 +423,19 @@ static int env_int(const char *name, int def, int lo, int hi) {
     return v < lo || v > hi ? def : (int)v;
 }
 
+/* Vendor table — the one place where a device gets a vendor-specific path:
+ *   NVIDIA, compute capability >= 8.0 (cl_nv_device_attribute_query), warp 32: the warp-mma
+ *     kernels (kernels/mma.cl) through inline PTX mma.sync for bf16/f16 MATMUL and SDPA.
+ *   everything else: the portable kernels and CLBlast.
+ * SISA_CL_MMA=0 turns the PTX path off; SISA_CL_MMA=emulate runs the same kernels with an
+ * emulated mma on any device (slow; the tests use it on PoCL to check the kernels' indexing). */
+static int mma_mode(cl_uint cc_major, int warp) {
+    const char *e = getenv("SISA_CL_MMA");
+    if (e && !strcmp(e, "emulate")) return OCL_MMA_EMULATE;
+    if (e && *e && !strcmp(e, "0")) return OCL_MMA_OFF;
+    return cc_major >= 8 && warp == 32 ? OCL_MMA_PTX : OCL_MMA_OFF;
+}
+
 static void cache_dir_init(ocl_dev *d) {
     d->cache_dir[0] = '\0';
     const char *off = getenv("SISA_CL_NO_CACHE");
@@ -473,20 +486,31 @@ static void fill_info(ocl_dev *d, sisa_device_info *info, cl_device_type type) {
     info->memory_bytes = gmem;
     info->max_buffer_bytes = maxalloc;
     info->max_storage_range = maxalloc;
-    info->has_f16 = d->has_f16;
-    info->has_bf16 = 0; /* no OpenCL bf16 arithmetic; bf16 storage is still read and written */
+    /* storage: every kernel reads and writes f16 (vload_half/vstore_half_rte, core OpenCL) and
+     * bf16 (as ushort) and computes in f32, as the CPU backend does; d->has_f16 (cl_khr_fp16,
+     * half arithmetic) is another thing and only enables the pragma */
+    info->has_f16 = 1;
+    info->has_bf16 = 1;
     info->has_f64 = d->has_f64;
-    info->has_coopmat = 0;
     info->is_cpu = d->is_cpu;
     info->subgroup_size = 0;
 #ifndef CL_DEVICE_WARP_SIZE_NV
 #define CL_DEVICE_WARP_SIZE_NV 0x4003
 #endif
+#ifndef CL_DEVICE_COMPUTE_CAPABILITY_MAJOR_NV
+#define CL_DEVICE_COMPUTE_CAPABILITY_MAJOR_NV 0x4000
+#endif
+    cl_uint cc_major = 0;
     if (has_ext(exts, "cl_nv_device_attribute_query")) {
         cl_uint warp = 0;
         if (clGetDeviceInfo(d->id, CL_DEVICE_WARP_SIZE_NV, sizeof warp, &warp, NULL) == CL_SUCCESS)
             info->subgroup_size = (int)warp;
+        if (clGetDeviceInfo(d->id, CL_DEVICE_COMPUTE_CAPABILITY_MAJOR_NV, sizeof cc_major,
+                            &cc_major, NULL) != CL_SUCCESS)
+            cc_major = 0;
     }
+    d->mma = mma_mode(cc_major, info->subgroup_size);
+    info->has_coopmat = d->mma == OCL_MMA_PTX;
 }
 
 static sisa_status ocl_open(int index, sisa_device **out) {

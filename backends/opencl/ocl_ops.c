@@ -80,7 +80,7 @@ static sisa_status launch(ocl_stream *s, args *a, cl_uint dims, const size_t *gl
         if (global[i] == 0) return SISA_OK; /* nothing to do */
     if (local) {
         /* a compiled kernel may allow fewer work-items per group than the device (registers) */
-        size_t want = local[0] * (dims > 1 ? local[1] : 1), kwg = 0;
+        size_t want = local[0] * (dims > 1 ? local[1] : 1) * (dims > 2 ? local[2] : 1), kwg = 0;
         if (clGetKernelWorkGroupInfo(a->k, s->dev->id, CL_KERNEL_WORK_GROUP_SIZE, sizeof kwg, &kwg,
                                      NULL) == CL_SUCCESS && kwg > 0 && want > kwg)
             return sisa_err(SISA_UNSUPPORTED,
@@ -278,9 +278,78 @@ static sisa_status run_sdpa(ocl_stream *s, const sisa_tensor *n, args *a, node_a
     return launch(s, a, 2, global, local);
 }
 
+/* Can gemm.cl read t (a MATMUL operand) 8 elements (16 bytes) at a time? k contiguous and every
+ * other stride and the offset multiples of 8 (K too: checked by the caller). */
+static bool gemm_vec_ok(const sisa_tensor *t, const ocl_targ *ta) {
+    if (ta->st.s[3] != 1 || ta->off % 8) return false;
+    for (int i = 0; i < 3; i++)
+        if (t->shape[i] > 1 && ta->st.s[i] % 8) return false;
+    return true;
+}
+
+static sisa_status run_gemm(ocl_stream *s, const sisa_tensor *n, const ocl_plan *plan,
+                            node_args *na) {
+    const sisa_tensor *x = n->src[0], *w = n->src[1];
+    const int64_t A0 = x->shape[0], A1 = x->shape[1], M = x->shape[2], K = x->shape[3];
+    const int64_t N = w->shape[2];
+    ocl_targ ta = na->src[0], tb = na->src[1];
+    for (int i = 0; i < 2; i++) { /* broadcast and size-1 batch dims: stride 0 */
+        if (x->shape[i] == 1) ta.st.s[i] = 0;
+        if (w->shape[i] == 1) tb.st.s[i] = 0;
+    }
+    const bool vec = K % 8 == 0 && gemm_vec_ok(x, &ta) && gemm_vec_ok(w, &tb);
+    char opts[sizeof plan->opts + 16];
+    snprintf(opts, sizeof opts, "%s-DVEC=%d", plan->opts, vec ? 1 : 0);
+    args a;
+    SISA_TRY(kernel_for(s, plan->fam, opts, plan->kernel, &a));
+    arg_dst(&a, &na->dst);
+    arg_long(&a, M);
+    arg_long(&a, N);
+    arg_long(&a, K);
+    arg_long(&a, A1);
+    arg_src(&a, &ta);
+    arg_src(&a, &tb);
+    const size_t global[3] = {(size_t)((M + 127) / 128) * 256, (size_t)((N + 127) / 128),
+                              (size_t)(A0 * A1)};
+    const size_t local[3] = {256, 1, 1};
+    return launch(s, &a, 3, global, local);
+}
+
+/* sdpa_mma.cl: Q, K, V read a channel pair as one word when every stride and offset is even
+ * and the channels are contiguous (the widths are even: select checked). */
+static bool pair_ok(const ocl_targ *t) {
+    return t->st.s[3] == 1 && t->off % 2 == 0 && t->st.s[0] % 2 == 0 && t->st.s[1] % 2 == 0 &&
+           t->st.s[2] % 2 == 0;
+}
+
+static sisa_status run_sdpa_mma(ocl_stream *s, const sisa_tensor *n, const ocl_plan *plan,
+                                node_args *na) {
+    const sisa_tensor *q = n->src[0], *k = n->src[1];
+    const int64_t B = q->shape[0], H = q->shape[1], Tq = q->shape[2], Tk = k->shape[2];
+    const cl_int causal = n->iparams[0];
+    const bool vec = pair_ok(&na->src[0]) && pair_ok(&na->src[1]) && pair_ok(&na->src[2]);
+    char opts[sizeof plan->opts + 16];
+    snprintf(opts, sizeof opts, "%s-DVEC2=%d", plan->opts, vec ? 1 : 0);
+    args a;
+    SISA_TRY(kernel_for(s, plan->fam, opts, plan->kernel, &a));
+    arg_dst(&a, &na->dst);
+    arg_long(&a, H);
+    arg_long(&a, Tq);
+    arg_long(&a, Tk);
+    arg(&a, sizeof(float), &n->fparams[0]);
+    arg(&a, sizeof causal, &causal);
+    arg_long(&a, n->iparams[1]);
+    for (int i = 0; i < 3; i++) arg_src(&a, &na->src[i]);
+    const size_t global[2] = {(size_t)((Tq + 63) / 64) * 128, (size_t)(B * H)};
+    const size_t local[2] = {128, 1};
+    return launch(s, &a, 2, global, local);
+}
+
 sisa_status ocl_run_kernel(ocl_stream *s, const sisa_tensor *n, const ocl_plan *plan) {
     node_args na;
     SISA_TRY(gather(s->dev, n, &na));
+    if (plan->fam == OCL_FAM_GEMM) return run_gemm(s, n, plan, &na);
+    if (plan->fam == OCL_FAM_SDPA_MMA) return run_sdpa_mma(s, n, plan, &na);
     args a;
     SISA_TRY(kernel_for(s, plan->fam, plan->opts, plan->kernel, &a));
     switch (plan->fam) {

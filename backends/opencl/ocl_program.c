@@ -42,12 +42,25 @@ static const char *family_source(ocl_family fam) {
     case OCL_FAM_EMBED_ROPE: return sisa_cl_src_embed_rope;
     case OCL_FAM_SSM: return sisa_cl_src_ssm;
     case OCL_FAM_SDPA: return sisa_cl_src_sdpa;
+    case OCL_FAM_GEMM: return sisa_cl_src_gemm;
+    case OCL_FAM_SDPA_MMA: return sisa_cl_src_sdpa_mma;
     default: return NULL;
     }
 }
 
+/* The sources of a family's program, in order: the prelude, mma.cl where the family uses the warp
+ * mma, the family's file. Returns the count. */
+static int family_sources(ocl_family fam, const char *srcs[3]) {
+    int n = 0;
+    srcs[n++] = sisa_cl_src_common;
+    if (fam == OCL_FAM_GEMM || fam == OCL_FAM_SDPA_MMA) srcs[n++] = sisa_cl_src_mma;
+    srcs[n++] = family_source(fam);
+    return n;
+}
+
 const char *ocl_family_name(ocl_family fam) {
-    static const char *const names[] = {"elementwise", "norm", "embed_rope", "ssm", "sdpa", "clblast"};
+    static const char *const names[] = {"elementwise", "norm", "embed_rope", "ssm", "sdpa",
+                                        "gemm", "sdpa_mma", "clblast"};
     return fam >= 0 && fam <= OCL_FAM_CLBLAST ? names[fam] : "?";
 }
 
@@ -72,7 +85,9 @@ static uint64_t fnv1a(uint64_t h, const void *p, size_t n) {
 }
 
 static key128 program_key(const ocl_dev *d, ocl_family fam, const char *opts) {
-    const char *parts[] = {"sisa-opencl-cache-v1", sisa_cl_src_common, family_source(fam), opts,
+    const char *srcs[3] = {"", "", ""};
+    family_sources(fam, srcs);
+    const char *parts[] = {"sisa-opencl-cache-v1", srcs[0], srcs[1], srcs[2], opts,
                            d->name, d->driver, d->cl_c_version};
     key128 k = {0xcbf29ce484222325ull, 0x84222325cbf29ce4ull};
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
@@ -205,9 +220,10 @@ static sisa_status build_program(ocl_dev *d, ocl_family fam, const char *opts, c
     free(bin);
     bool hit = prog != NULL;
     if (!prog) {
-        const char *srcs[2] = {sisa_cl_src_common, family_source(fam)};
+        const char *srcs[3];
+        const cl_uint nsrc = (cl_uint)family_sources(fam, srcs);
         cl_int err = CL_SUCCESS;
-        prog = clCreateProgramWithSource(d->ctx, 2, srcs, NULL, &err);
+        prog = clCreateProgramWithSource(d->ctx, nsrc, srcs, NULL, &err);
         if (err != CL_SUCCESS || !prog)
             return ocl_fail(err, "device '%s': clCreateProgramWithSource(kernels/%s.cl)", d->name,
                             ocl_family_name(fam));

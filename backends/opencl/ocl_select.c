@@ -73,10 +73,35 @@ static void dtypes(ocl_plan *p, const sisa_tensor *node) {
     }
 }
 
+/* kernels/sdpa_mma.cl: form A, Q, K, V one 16-bit dtype, a 16-bit destination (P is rounded to
+ * 16 bits before P·V, which only the 16-bit thresholds admit), head widths the mma tiles cover,
+ * and its local memory (Q and K tiles of 64 rows, Vᵀ; the emulation's scratch) within the
+ * device's. */
+static bool sdpa_mma_fits(const ocl_dev *d, const sisa_tensor *n) {
+    const sisa_tensor *q = n->src[0], *k = n->src[1], *v = n->src[2];
+    const sisa_dtype t = q->dtype;
+    if (d->mma == OCL_MMA_OFF || n->src[3] || (t != SISA_BF16 && t != SISA_F16) ||
+        k->dtype != t || v->dtype != t || (n->dtype != SISA_BF16 && n->dtype != SISA_F16))
+        return false;
+    const int64_t dqk = q->shape[3], dv = v->shape[3];
+    if (dqk % 16 || dv % 8 || dqk > 256 || dv > 256) return false;
+    const cl_ulong bytes = (cl_ulong)(128 * (dqk / 2 + 4) + dv * 36) * 4u +
+                           (d->mma == OCL_MMA_EMULATE ? 4u * (16 * 16 + 8 * 16 + 32) * 4u : 0u);
+    return bytes + 256 <= d->local_mem;
+}
+
 static bool select_sdpa(const ocl_dev *d, const sisa_tensor *n, ocl_plan *p, char *reason) {
     const sisa_tensor *q = n->src[0], *v = n->src[2];
     const int64_t dqk = q->shape[3], dv = v->shape[3];
     const bool form_b = n->src[3] != NULL;
+    if (sdpa_mma_fits(d, n)) {
+        p->fam = OCL_FAM_SDPA_MMA;
+        p->kernel = "k_sdpa_mma";
+        add_opt(p, "-DMMA_PTX=%d -DMMA_F16=%d -DT_D=%d -DDQK=%lld -DDV=%lld ",
+                d->mma == OCL_MMA_PTX ? 1 : 0, q->dtype == SISA_F16 ? 1 : 0, dt_code(n->dtype),
+                (long long)dqk, (long long)dv);
+        return true;
+    }
     const int64_t dc = form_b ? n->iparams[2] : dqk;
     /* one query row lives in registers: DQK + DV + BK floats per work-item */
     if (dqk > 512 || dv > 512)
@@ -128,11 +153,22 @@ bool ocl_select(const ocl_dev *d, const sisa_tensor *n, ocl_plan *p, char *reaso
                 n->src[5] ? 1 : 0);
         break;
     case SISA_OP_SDPA: return select_sdpa(d, n, p, reason);
-    case SISA_OP_MATMUL:
-        /* CLBlast SGEMM; f16/bf16 operands and views it cannot address are first copied to f32
+    case SISA_OP_MATMUL: {
+        /* Both operands bf16 (or both f16) on a device with the warp mma: kernels/gemm.cl, exact
+         * products and f32 sums, so it meets every MATMUL row the f32 path meets. Otherwise
+         * CLBlast SGEMM; f16/bf16 operands and views it cannot address are first copied to f32
          * (CLBlast has no bf16, and its HGEMM accumulates in f16, which ops.h rules out). */
+        const sisa_dtype ta = n->src[0]->dtype, tb = n->src[1]->dtype;
+        if (d->mma != OCL_MMA_OFF && ta == tb && (ta == SISA_BF16 || ta == SISA_F16)) {
+            p->fam = OCL_FAM_GEMM;
+            p->kernel = "k_gemm";
+            add_opt(p, "-DMMA_PTX=%d -DMMA_F16=%d -DT_D=%d ", d->mma == OCL_MMA_PTX ? 1 : 0,
+                    ta == SISA_F16 ? 1 : 0, dt_code(n->dtype));
+            return true;
+        }
         p->fam = OCL_FAM_CLBLAST;
         return true;
+    }
     default:
         return why(reason, "op %s has no OpenCL kernel", sisa_op_name(n->op));
     }

@@ -14,6 +14,7 @@
  * shows the best and the mean. The first output row is read back and must be finite.
  *
  *   bench_opencl [--backend NAME] [--device I] [--quick] [--sweep] [--only matmul|sdpa]
+ *                [--dtype f32|bf16|f16]   (operands and results; SDPA's gq/gk stay f32)
  *     --quick   small shapes (M = 512, T = 256) for CPU drivers such as PoCL
  *     --sweep   also time the SDPA tile sizes SISA_CL_SDPA_BQ x SISA_CL_SDPA_BK (opencl only)
  */
@@ -35,6 +36,8 @@ static double now(void) {
 }
 
 static const char *backend = "opencl";
+/* --dtype: the storage dtype of the operands and results (gq/gk stay f32) */
+static sisa_dtype dtype = SISA_F32;
 static int device = 0;
 /* One device for every case: reopening would throw away compiled programs (ours and CLBlast's). */
 static sisa_device *dev;
@@ -108,11 +111,13 @@ static int failures;
 
 static void bench_matmul(int64_t M, int64_t N, int64_t K, const char *what) {
     sisa_graph *g = sisa_graph_new();
-    sisa_tensor *x = sisa_graph_input(g, "x", SISA_F32, 1, 1, M, K);
-    sisa_tensor *w = sisa_graph_input(g, "w", SISA_F32, 1, 1, N, K);
+    g->act_dtype = dtype;
+    sisa_tensor *x = sisa_graph_input(g, "x", dtype, 1, 1, M, K);
+    sisa_tensor *w = sisa_graph_input(g, "w", dtype, 1, 1, N, K);
     sisa_tensor *y = sisa_tensor_set_output(sisa_matmul(g, x, w));
     char shape[96];
-    snprintf(shape, sizeof shape, "M=%lld N=%lld K=%lld f32", (long long)M, (long long)N, (long long)K);
+    snprintf(shape, sizeof shape, "M=%lld N=%lld K=%lld %s", (long long)M, (long long)N,
+             (long long)K, sisa_dtype_name(dtype));
     result r;
     sisa_status st = time_graph(g, y, &r);
     if (st != SISA_OK) {
@@ -129,9 +134,10 @@ static void bench_sdpa(int64_t B, int64_t H, int64_t T, int64_t dqk, int64_t dv,
                        bool decode, const char *what) {
     sisa_graph *g = sisa_graph_new();
     const int64_t Tq = decode ? 1 : T;
-    sisa_tensor *q = sisa_graph_input(g, "q", SISA_F32, B, H, Tq, dqk);
-    sisa_tensor *k = sisa_graph_input(g, "k", SISA_F32, B, H, T, dqk);
-    sisa_tensor *v = sisa_graph_input(g, "v", SISA_F32, B, H, T, dv);
+    g->act_dtype = dtype;
+    sisa_tensor *q = sisa_graph_input(g, "q", dtype, B, H, Tq, dqk);
+    sisa_tensor *k = sisa_graph_input(g, "k", dtype, B, H, T, dqk);
+    sisa_tensor *v = sisa_graph_input(g, "v", dtype, B, H, T, dv);
     sisa_sdpa_params p = {.scale = 1.0f / sqrtf(64.0f), .causal = 1, .p0 = (int32_t)(T - Tq)};
     if (form_b) {
         p.gq = sisa_graph_input(g, "gq", SISA_F32, 1, B, H, Tq);
@@ -140,9 +146,9 @@ static void bench_sdpa(int64_t B, int64_t H, int64_t T, int64_t dqk, int64_t dv,
     }
     sisa_tensor *y = sisa_tensor_set_output(sisa_sdpa(g, q, k, v, &p));
     char shape[96];
-    snprintf(shape, sizeof shape, "B=%lld H=%lld T=%lld d_qk=%lld d_v=%lld%s%s", (long long)B,
+    snprintf(shape, sizeof shape, "B=%lld H=%lld T=%lld d_qk=%lld d_v=%lld%s%s%s", (long long)B,
              (long long)H, (long long)T, (long long)dqk, (long long)dv, form_b ? " B" : "",
-             decode ? " Tq=1" : "");
+             decode ? " Tq=1" : "", dtype == SISA_F32 ? "" : dtype == SISA_BF16 ? " bf16" : " f16");
     result r;
     sisa_status st = time_graph(g, y, &r);
     if (st != SISA_OK) {
@@ -165,9 +171,13 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--backend") && i + 1 < argc) backend = argv[++i];
         else if (!strcmp(argv[i], "--device") && i + 1 < argc) device = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
+        else if (!strcmp(argv[i], "--dtype") && i + 1 < argc) {
+            const char *v = argv[++i];
+            dtype = !strcmp(v, "bf16") ? SISA_BF16 : !strcmp(v, "f16") ? SISA_F16 : SISA_F32;
+        }
         else {
             fprintf(stderr, "usage: bench_opencl [--backend NAME] [--device I] [--quick] [--sweep] "
-                            "[--only matmul|sdpa]\n");
+                            "[--only matmul|sdpa] [--dtype f32|bf16|f16]\n");
             return 2;
         }
     }
@@ -186,11 +196,14 @@ int main(int argc, char **argv) {
         bench_matmul(M, 768, 768, "MATMUL");
         bench_matmul(M, 2908, 768, "MATMUL");
         bench_matmul(M, 768, 2908, "MATMUL");
+        bench_matmul(M, 2944, 768, "MATMUL"); /* the FFN width as GPU devices pad it (model.c) */
+        bench_matmul(M, 768, 2944, "MATMUL");
         bench_matmul(M, quick ? 4096 : 50277, 768, "MATMUL");
     }
     if (strcmp(only, "matmul") != 0) {
         for (int64_t T = T0; T <= 2 * T0; T *= 2) {
             bench_sdpa(B, 12, T, 80, 64, false, false, "SDPA");
+            bench_sdpa(B, 12, T, 96, 64, false, false, "SDPA"); /* the model's padded Qhat */
             bench_sdpa(B, 12, T, 80, 64, true, false, "SDPA");
             bench_sdpa(B, 12, T, 64, 64, false, false, "SDPA");
         }
