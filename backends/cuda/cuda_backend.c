@@ -229,9 +229,28 @@ static sisa_status buf_write(sisa_buffer *b, size_t off, const void *src, size_t
     return e == cudaSuccess ? SISA_OK : sc_cuda_err(e, "cudaMemcpy host->device (buffer write)");
 }
 
+#define PINNED_BYTES ((size_t)4 << 20)
+
 static sisa_status buf_read(sisa_buffer *b, size_t off, void *dst, size_t n) {
     SISA_TRY(buf_range(b, off, n, "read"));
-    SISA_TRY(set_device(buf_dev(b)));
+    sc_device *d = buf_dev(b);
+    SISA_TRY(set_device(d));
+    /* small reads (a decode step's logits) through a page-locked buffer: a copy into pageable
+     * memory goes through the driver's staging in pieces and took ~45 us for 200 KB */
+    if (n <= PINNED_BYTES) {
+        pthread_mutex_lock(&d->lock);
+        if (!d->pinned && cudaMallocHost(&d->pinned, PINNED_BYTES) != cudaSuccess) {
+            d->pinned = NULL;
+            cudaGetLastError();
+        }
+        if (d->pinned) {
+            cudaError_t e = cudaMemcpy(d->pinned, (char *)b->ctx + off, n, cudaMemcpyDeviceToHost);
+            if (e == cudaSuccess) memcpy(dst, d->pinned, n);
+            pthread_mutex_unlock(&d->lock);
+            return e == cudaSuccess ? SISA_OK : sc_cuda_err(e, "cudaMemcpy device->host (buffer read)");
+        }
+        pthread_mutex_unlock(&d->lock);
+    }
     cudaError_t e = cudaMemcpy(dst, (char *)b->ctx + off, n, cudaMemcpyDeviceToHost);
     return e == cudaSuccess ? SISA_OK : sc_cuda_err(e, "cudaMemcpy device->host (buffer read)");
 }
@@ -316,6 +335,11 @@ static sisa_status stream_compute(sisa_stream *st, sisa_graph *g, int first, int
         sisa_status fs;
         if (sc_fuse_node(s, g, i, first, &fs)) { /* SSM_CHANNELS+AUGMENT (cuda_fuse.c) */
             if (fs != SISA_OK) return node_fail(fs, node, i, SC_K_SSM_CHANNELS);
+            continue;
+        }
+        sisa_status gs;
+        if (sc_gemv_fuse_node(s, g, i, &gs)) { /* GEMV + RMS_NORM/SWIGLU/ADD (cuda_fuse_gemv.c) */
+            if (gs != SISA_OK) return node_fail(gs, node, i, SC_K_GEMV);
             continue;
         }
         char reason[SISA_REASON_LEN] = "";
@@ -405,6 +429,7 @@ static void dev_free(sisa_device *dv) {
         cudaSetDevice(d->ordinal);
         sc_cudnn_free(d);
         sc_matmul_plans_free(d);
+        if (d->pinned) cudaFreeHost(d->pinned);
         if (d->lt) cublasLtDestroy(d->lt);
         pthread_mutex_destroy(&d->lock);
         free(d);

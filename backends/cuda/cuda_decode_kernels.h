@@ -23,6 +23,22 @@ extern "C" {
 int sc_gemv_takes(const sc_node *n);
 cudaError_t sc_launch_gemv(const sc_node *n, int n_sm, cudaStream_t s);
 
+/* The same GEMV with its neighbours folded in (cuda_fuse_gemv.c finds them): a prologue that
+ * makes the rows of a from the node before — RMS_NORM(px, weight pw, eps) or SWIGLU(gate px,
+ * up pw), rounded to pro_dt as that node would have stored them — and/or an epilogue that writes
+ * out = res + (the product rounded to mm.dst's dtype), the ADD after it. mm.dst is not written
+ * when epi is set. */
+enum { SC_GEMV_PRO_NONE = 0, SC_GEMV_PRO_RMS_NORM = 1, SC_GEMV_PRO_SWIGLU = 2 };
+enum { SC_GEMV_EPI_NONE = 0, SC_GEMV_EPI_ADD = 1 };
+typedef struct sc_gemv_fused {
+    sc_node mm;
+    int pro, pro_dt, epi, pad_;
+    float eps;
+    int pad2_;
+    sc_tensor px, pw, res, out;
+} sc_gemv_fused;
+cudaError_t sc_launch_gemv_fused(const sc_gemv_fused *f, int n_sm, cudaStream_t s);
+
 /* decode_attn.cu: SDPA (ops.h, both forms, causal with p0) for Tq <= 8 queries: the keys are
  * split into 64-key chunks, one block per (b, h, query, chunk) writes a partial (max, sum, o) to
  * the workspace, a second kernel combines them (flash-decoding). Any float dtypes and strides.

@@ -24,6 +24,7 @@ typedef struct sc_device {
     sc_matmul_plan *plans;
     int n_plans, cap_plans;
     sc_cudnn_state *cudnn; /* NULL when built without cuDNN or it failed to start */
+    void *pinned;          /* page-locked bounce buffer for reads (guarded by lock), or NULL */
     char cudnn_reason[SISA_REASON_LEN];
 } sc_device;
 
@@ -33,6 +34,7 @@ typedef struct sc_stream {
     void *workspace; /* cuBLASLt / cuDNN workspace */
     size_t workspace_size;
     char last_path[64]; /* which kernel the last SDPA/MATMUL node ran (bench/test reporting) */
+    const sisa_tensor *gemv_skip[2]; /* nodes a fused GEMV already computed (cuda_fuse_gemv.c) */
     const sisa_tensor *fuse_skip[2]; /* AUGMENT nodes a fused kernel already computed (cuda_fuse.c) */
 } sc_stream;
 
@@ -78,6 +80,11 @@ sisa_status sc_cudnn_sdpa_run(sc_stream *s, const sisa_tensor *node, const sc_no
  * handled here (the fused kernel launched at it, *st its status; or it is an AUGMENT that kernel
  * already wrote); false: compute node i as usual. */
 bool sc_fuse_node(sc_stream *s, sisa_graph *g, int i, int first, sisa_status *st);
+
+/* cuda_fuse_gemv.c: a GEMV with the RMS_NORM/SWIGLU before and the ADD after it as one kernel.
+ * True when node i of g was handled (the fused kernel launched at it, *st its status; or it was
+ * computed by one already); false: compute node i as usual. */
+bool sc_gemv_fuse_node(sc_stream *s, sisa_graph *g, int i, sisa_status *st);
 
 /* cuda_graph.c: record / replay (backend.h's optional stream functions) */
 sisa_status sc_graph_record(sisa_stream *st, sisa_graph *g, int first, int last, void **rec);

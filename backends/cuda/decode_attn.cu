@@ -3,9 +3,9 @@
  * sequence) attending over the KV cache. The general kernels put a block of 64 queries on one
  * (b, h), so a decode step ran 12 blocks on 132 SMs, each walking every key alone. Here the keys
  * are split into chunks of DA_CHUNK (flash-decoding):
- *   k_da_partial  one block per (b, h, query, chunk): scores of the chunk's visible keys (a warp
- *                 per key: lanes split the channels, form B's decay exp(gq_i - gk_j) applied to
- *                 channels >= d_content), the chunk's max m, sum l = Σ exp(s - m) and
+ *   k_da_partial  one block per (b, h, query, chunk of 32 keys): scores of the chunk's visible keys
+ *                 (4 threads per key split the channels; form B's decay exp(gq_i - gk_j) applied
+ *                 to channels >= d_content), the chunk's max m, sum l = Σ exp(s - m) and
  *                 o = Σ exp(s - m)·V_j, written to the workspace
  *   k_da_combine  one block per (b, h, query): M = max m, L = Σ l·exp(m - M), out = Σ o·exp(m - M) / L
  * Keys past the causal limit p0 + i (and chunks wholly past it) are never read: a cache may hold
@@ -15,8 +15,8 @@
 #include "cuda_decode_kernels.h"
 #include "sc_common.cuh"
 
-#define DA_CHUNK 64
-#define DA_THREADS 128
+#define DA_CHUNK 32   /* keys per block */
+#define DA_THREADS 128 /* 4 threads per key for the scores, 2 x 64 channels for P·V */
 #define DA_MAX_D 256
 #define DA_MAX_TQ 8
 
@@ -27,6 +27,11 @@ __device__ __forceinline__ int64_t da_visible(const sc_node &n, int64_t i, int64
     return v < Tk ? (v > 0 ? v : 0) : Tk;
 }
 
+/* Scores: thread t scores key t/4 of the chunk over channel quarter t%4 (float4 groups
+ * interleaved when K is f32 with unit channel stride and D % 4 == 0, else single channels), the
+ * four partial sums meet by shuffles. P·V: thread t owns channel t%64 (and +64, +128, ...) for the
+ * key half t/64 when Dv <= 64, else all keys; the halves meet in shared memory. Every load in a
+ * thread's loop is independent of the others, so they are in flight together. */
 __global__ void __launch_bounds__(DA_THREADS) k_da_partial(sc_node n, float *ws, int S) {
     const sc_tensor &Q = n.src[0], &K = n.src[1], &V = n.src[2], &gq = n.src[3], &gk = n.src[4];
     const int64_t H = Q.ne[1], Tq = Q.ne[2], D = Q.ne[3], Tk = K.ne[2], Dv = V.ne[3];
@@ -34,43 +39,62 @@ __global__ void __launch_bounds__(DA_THREADS) k_da_partial(sc_node n, float *ws,
     const int s = blockIdx.y;
     const int64_t vis = da_visible(n, i, Tk), j0 = (int64_t)s * DA_CHUNK;
     if (j0 >= vis) return; /* the combine reads only chunks below vis */
-    const int64_t nk = vis - j0 < DA_CHUNK ? vis - j0 : DA_CHUNK;
-    __shared__ float q[DA_MAX_D];
+    const int nk = (int)(vis - j0 < DA_CHUNK ? vis - j0 : DA_CHUNK);
+    __shared__ __align__(16) float q[DA_MAX_D];
     __shared__ float p[DA_CHUNK];
+    __shared__ float oh[64];
     __shared__ float red[2];
-    for (int64_t c = threadIdx.x; c < D; c += blockDim.x) q[c] = sc_ld(Q, sc_off(Q, b, h, i, c));
+    const int t = threadIdx.x;
+    for (int64_t c = t; c < D; c += DA_THREADS) q[c] = sc_ld(Q, sc_off(Q, b, h, i, c));
     const bool formb = gq.p != NULL;
     const int64_t dc = formb ? n.ip[2] : D;
-    const float gqi = formb ? sc_ld(gq, sc_off(gq, 0, b, h, i)) : 0.0f;
     __syncthreads();
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = DA_THREADS / 32;
-    for (int64_t jj = warp; jj < nk; jj += nw) {
-        const int64_t j = j0 + jj, kb = sc_off(K, b, h, j, 0);
+    {
+        const int jj = t >> 2, part = t & 3;
         float c1 = 0.0f, c2 = 0.0f;
-        for (int64_t c = lane; c < D; c += 32) {
-            const float v = q[c] * sc_ld(K, kb + c * K.nb[3]);
-            if (c < dc) c1 += v; else c2 += v;
+        if (jj < nk) {
+            const int64_t kb = sc_off(K, b, h, j0 + jj, 0);
+            if (K.dt == SC_F32 && K.nb[3] == 1 && D % 4 == 0 && (kb % 4) == 0 && ((uintptr_t)K.p % 16) == 0) {
+                const float4 *kr = (const float4 *)((const float *)K.p + kb);
+#pragma unroll 4
+                for (int64_t g = part; g < D / 4; g += 4) {
+                    const float4 kv = __ldg(kr + g), qv = *(const float4 *)&q[4 * g];
+                    if (4 * g + 4 <= dc) {
+                        c1 += kv.x * qv.x + kv.y * qv.y + kv.z * qv.z + kv.w * qv.w;
+                    } else if (4 * g >= dc) {
+                        c2 += kv.x * qv.x + kv.y * qv.y + kv.z * qv.z + kv.w * qv.w;
+                    } else { /* a group straddling d_content (dc % 4 != 0) */
+                        const float kk[4] = {kv.x, kv.y, kv.z, kv.w}, qq[4] = {qv.x, qv.y, qv.z, qv.w};
+                        for (int e = 0; e < 4; e++) {
+                            if (4 * g + e < dc) c1 += kk[e] * qq[e]; else c2 += kk[e] * qq[e];
+                        }
+                    }
+                }
+            } else {
+                for (int64_t c = part; c < D; c += 4) {
+                    const float v = q[c] * sc_ld(K, kb + c * K.nb[3]);
+                    if (c < dc) c1 += v; else c2 += v;
+                }
+            }
         }
-        c1 = sc_warp_sum(c1);
-        c2 = sc_warp_sum(c2);
-        if (lane == 0) {
+        c1 += __shfl_xor_sync(0xffffffffu, c1, 1);
+        c2 += __shfl_xor_sync(0xffffffffu, c2, 1);
+        c1 += __shfl_xor_sync(0xffffffffu, c1, 2);
+        c2 += __shfl_xor_sync(0xffffffffu, c2, 2);
+        if (jj < nk && part == 0) {
             float sc = c1;
-            if (formb) sc += expf(gqi - sc_ld(gk, sc_off(gk, 0, b, h, j))) * c2;
+            if (formb) sc += expf(sc_ld(gq, sc_off(gq, 0, b, h, i)) - sc_ld(gk, sc_off(gk, 0, b, h, j0 + jj))) * c2;
             p[jj] = sc * n.fp[0];
         }
     }
     __syncthreads();
+    const int lane = t & 31, warp = t >> 5;
     if (warp == 0) {
-        float m = -INFINITY;
-        for (int64_t jj = lane; jj < nk; jj += 32) m = fmaxf(m, p[jj]);
+        float m = lane < nk ? p[lane] : -INFINITY;
         m = sc_warp_max(m);
-        float l = 0.0f;
-        for (int64_t jj = lane; jj < nk; jj += 32) {
-            const float e = expf(p[jj] - m);
-            p[jj] = e;
-            l += e;
-        }
-        l = sc_warp_sum(l);
+        const float e = lane < nk ? expf(p[lane] - m) : 0.0f;
+        if (lane < nk) p[lane] = e;
+        const float l = sc_warp_sum(e);
         if (lane == 0) {
             red[0] = m;
             red[1] = l;
@@ -78,14 +102,33 @@ __global__ void __launch_bounds__(DA_THREADS) k_da_partial(sc_node n, float *ws,
     }
     __syncthreads();
     float *out = ws + ((size_t)bhq * (size_t)S + (size_t)s) * (size_t)(Dv + 2);
-    if (threadIdx.x == 0) {
+    if (t == 0) {
         out[0] = red[0];
         out[1] = red[1];
     }
-    for (int64_t c = threadIdx.x; c < Dv; c += blockDim.x) {
+    const bool vfast = V.dt == SC_F32 && V.nb[3] == 1;
+    if (Dv <= 64) { /* two key halves */
+        const int c = t & 63, half = t >> 6, mid = (nk + 1) / 2;
+        const int ja = half ? mid : 0, jb = half ? nk : mid;
         float acc = 0.0f;
-        for (int64_t jj = 0; jj < nk; jj++) acc += p[jj] * sc_ld(V, sc_off(V, b, h, j0 + jj, c));
-        out[2 + c] = acc;
+        if (c < Dv) {
+            if (vfast) {
+                const float *vp = (const float *)V.p + sc_off(V, b, h, j0, c);
+#pragma unroll 8
+                for (int jj = ja; jj < jb; jj++) acc += p[jj] * __ldg(vp + jj * V.nb[2]);
+            } else {
+                for (int jj = ja; jj < jb; jj++) acc += p[jj] * sc_ld(V, sc_off(V, b, h, j0 + jj, c));
+            }
+        }
+        if (half) oh[c] = acc;
+        __syncthreads();
+        if (!half && c < Dv) out[2 + c] = acc + oh[c];
+    } else {
+        for (int64_t c = t; c < Dv; c += DA_THREADS) {
+            float acc = 0.0f;
+            for (int jj = 0; jj < nk; jj++) acc += p[jj] * sc_ld(V, sc_off(V, b, h, j0 + jj, c));
+            out[2 + c] = acc;
+        }
     }
 }
 

@@ -34,17 +34,75 @@ __device__ __forceinline__ void unpack8(uint4 v, int dt, float out[8]) {
     }
 }
 
-template <int R>
-__global__ void __launch_bounds__(GEMV_WARPS * 32) k_gemv(sc_node n, int vec) {
-    extern __shared__ float xs[]; /* R x K */
-    const sc_tensor &a = n.src[0], &b = n.src[1], &d = n.dst;
-    const int64_t A1 = a.ne[1], M = a.ne[2], K = a.ne[3], N = b.ne[2];
-    for (int64_t i = threadIdx.x; i < (int64_t)R * K; i += blockDim.x) {
-        const int64_t r = i / K, k = i % K;
+__device__ __forceinline__ float round_to(int dt, float v) {
+    if (dt == SC_BF16) return __bfloat162float(__float2bfloat16_rn(v));
+    if (dt == SC_F16) return __half2float(__float2half_rn(v));
+    return v;
+}
+
+/* Block-wide sum (blockDim.x = GEMV_WARPS * 32); red holds GEMV_WARPS floats. */
+__device__ __forceinline__ float gemv_block_sum(float v, float *red) {
+    v = sc_warp_sum(v);
+    const int w = threadIdx.x >> 5, l = threadIdx.x & 31;
+    __syncthreads();
+    if (l == 0) red[w] = v;
+    __syncthreads();
+    float t = 0.0f;
+#pragma unroll
+    for (int k = 0; k < GEMV_WARPS; k++) t += red[k];
+    return t;
+}
+
+/* The rows of a (or what the fused prologue makes of them) into xs as f32, rounded as the
+ * unfused node would have stored them. */
+template <int R, int PRO>
+__device__ __forceinline__ void gemv_stage(const sc_node &n, const sc_gemv_fused *f, float *xs, float *red) {
+    const sc_tensor &a = n.src[0];
+    const int64_t A1 = a.ne[1], M = a.ne[2], K = a.ne[3];
+#pragma unroll
+    for (int r = 0; r < R; r++) {
         const int64_t c0 = r / (A1 * M), c1 = (r / M) % A1, c2 = r % M;
-        xs[i] = sc_ld(a, sc_off(a, c0, c1, c2, k));
+        if (PRO == SC_GEMV_PRO_NONE) {
+            const int64_t base = sc_off(a, c0, c1, c2, 0);
+            if (a.dt == SC_F32 && a.nb[3] == 1) { /* typed, unrolled: the loads are in flight together */
+                const float *ar = (const float *)a.p + base;
+#pragma unroll 4
+                for (int64_t k = threadIdx.x; k < K; k += blockDim.x) xs[r * K + k] = __ldg(ar + k);
+            } else {
+                for (int64_t k = threadIdx.x; k < K; k += blockDim.x) xs[r * K + k] = sc_ld(a, base + k * a.nb[3]);
+            }
+        } else if (PRO == SC_GEMV_PRO_RMS_NORM) { /* RMS_NORM(x = px, w = pw): norm.cu's math */
+            const sc_tensor &x = f->px, &w = f->pw;
+            const int64_t base = sc_off(x, c0, c1, c2, 0);
+            float ss = 0.0f;
+            for (int64_t k = threadIdx.x; k < K; k += blockDim.x) {
+                const float v = sc_ld(x, base + k * x.nb[3]);
+                xs[r * K + k] = v;
+                ss += v * v;
+            }
+            ss = gemv_block_sum(ss, red);
+            const float inv = rsqrtf(ss / (float)K + f->eps);
+            for (int64_t k = threadIdx.x; k < K; k += blockDim.x)
+                xs[r * K + k] = round_to(f->pro_dt, xs[r * K + k] * inv * sc_ld(w, k * w.nb[3]));
+        } else { /* SWIGLU(gate = px, up = pw): elementwise.cu's math */
+            const sc_tensor &gt = f->px, &up = f->pw;
+            const int64_t gb = sc_off(gt, c0, c1, c2, 0), ub = sc_off(up, c0, c1, c2, 0);
+            for (int64_t k = threadIdx.x; k < K; k += blockDim.x) {
+                const float g = sc_ld(gt, gb + k * gt.nb[3]), u = sc_ld(up, ub + k * up.nb[3]);
+                xs[r * K + k] = round_to(f->pro_dt, g / (1.0f + expf(-g)) * u);
+            }
+        }
     }
     __syncthreads();
+}
+
+template <int R, int PRO, int EPI>
+__device__ __forceinline__ void gemv_body(const sc_node &n, const sc_gemv_fused *f, int vec) {
+    extern __shared__ __align__(16) float xs[]; /* R x K */
+    __shared__ float red[GEMV_WARPS];
+    const sc_tensor &a = n.src[0], &b = n.src[1], &d = n.dst;
+    const int64_t A1 = a.ne[1], M = a.ne[2], K = a.ne[3], N = b.ne[2];
+    gemv_stage<R, PRO>(n, f, xs, red);
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     for (int64_t j = (int64_t)blockIdx.x * GEMV_WARPS + warp; j < N; j += (int64_t)gridDim.x * GEMV_WARPS) {
         float acc[R];
@@ -87,9 +145,26 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32) k_gemv(sc_node n, int vec) {
 #pragma unroll
         for (int r = 0; r < R; r++) {
             const float v = sc_warp_sum(acc[r]);
-            if (lane == 0) sc_st(d, r * N + j, v);
+            if (lane != 0) continue;
+            if (EPI == SC_GEMV_EPI_ADD) { /* out = res + (the MATMUL's value as it would be stored) */
+                const int64_t c0 = r / (A1 * M), c1 = (r / M) % A1, c2 = r % M;
+                const float o = round_to(d.dt, v);
+                sc_st(f->out, r * N + j, sc_ld(f->res, sc_off(f->res, c0, c1, c2, j)) + o);
+            } else {
+                sc_st(d, r * N + j, v);
+            }
         }
     }
+}
+
+template <int R>
+__global__ void __launch_bounds__(GEMV_WARPS * 32) k_gemv(sc_node n, int vec) {
+    gemv_body<R, SC_GEMV_PRO_NONE, SC_GEMV_EPI_NONE>(n, NULL, vec);
+}
+
+template <int R, int PRO, int EPI>
+__global__ void __launch_bounds__(GEMV_WARPS * 32) k_gemv_fused(const __grid_constant__ sc_gemv_fused f, int vec) {
+    gemv_body<R, PRO, EPI>(f.mm, &f, vec);
 }
 
 static int64_t gemv_rows(const sc_node *n) { return n->src[0].ne[0] * n->src[0].ne[1] * n->src[0].ne[2]; }
@@ -104,14 +179,52 @@ extern "C" int sc_gemv_takes(const sc_node *n) {
     return 1;
 }
 
-extern "C" cudaError_t sc_launch_gemv(const sc_node *n, int n_sm, cudaStream_t s) {
-    const int64_t R = gemv_rows(n), K = n->src[0].ne[3], N = n->src[1].ne[2];
+static int gemv_vec(const sc_node *n) {
+    const int64_t K = n->src[0].ne[3];
     const sc_tensor &b = n->src[1];
     const size_t es = b.dt == SC_F32 ? 4 : 2;
-    int vec = 0;
     const bool aligned = ((uintptr_t)b.p % 16) == 0 && ((size_t)b.nb[2] * es) % 16 == 0;
-    if (aligned && es == 2 && K % 8 == 0) vec = 8;
-    else if (aligned && es == 4 && K % 4 == 0) vec = 4;
+    if (aligned && es == 2 && K % 8 == 0) return 8;
+    if (aligned && es == 4 && K % 4 == 0) return 4;
+    return 0;
+}
+
+template <int PRO, int EPI>
+static cudaError_t launch_fused(const sc_gemv_fused *f, int64_t R, unsigned grid, size_t smem, int vec,
+                                cudaStream_t s) {
+    const dim3 block(GEMV_WARPS * 32);
+    switch (R) {
+    case 1: k_gemv_fused<1, PRO, EPI><<<grid, block, smem, s>>>(*f, vec); break;
+    case 2: k_gemv_fused<2, PRO, EPI><<<grid, block, smem, s>>>(*f, vec); break;
+    case 3: k_gemv_fused<3, PRO, EPI><<<grid, block, smem, s>>>(*f, vec); break;
+    case 4: k_gemv_fused<4, PRO, EPI><<<grid, block, smem, s>>>(*f, vec); break;
+    default: return cudaErrorInvalidValue;
+    }
+    return cudaGetLastError();
+}
+
+extern "C" cudaError_t sc_launch_gemv_fused(const sc_gemv_fused *f, int n_sm, cudaStream_t s) {
+    const sc_node *n = &f->mm;
+    const int64_t R = gemv_rows(n), K = n->src[0].ne[3], N = n->src[1].ne[2];
+    const int64_t want = (N + GEMV_WARPS - 1) / GEMV_WARPS, cap = (int64_t)(n_sm > 0 ? n_sm : 132) * 8;
+    const unsigned grid = (unsigned)(want < cap ? want : cap);
+    const size_t smem = (size_t)R * (size_t)K * sizeof(float);
+    const int vec = gemv_vec(n);
+    const int pro = f->pro, epi = f->epi;
+#define SC_GEMV_CASE(P, E) if (pro == P && epi == E) return launch_fused<P, E>(f, R, grid, smem, vec, s)
+    SC_GEMV_CASE(SC_GEMV_PRO_NONE, SC_GEMV_EPI_NONE);
+    SC_GEMV_CASE(SC_GEMV_PRO_NONE, SC_GEMV_EPI_ADD);
+    SC_GEMV_CASE(SC_GEMV_PRO_RMS_NORM, SC_GEMV_EPI_NONE);
+    SC_GEMV_CASE(SC_GEMV_PRO_RMS_NORM, SC_GEMV_EPI_ADD);
+    SC_GEMV_CASE(SC_GEMV_PRO_SWIGLU, SC_GEMV_EPI_NONE);
+    SC_GEMV_CASE(SC_GEMV_PRO_SWIGLU, SC_GEMV_EPI_ADD);
+#undef SC_GEMV_CASE
+    return cudaErrorInvalidValue;
+}
+
+extern "C" cudaError_t sc_launch_gemv(const sc_node *n, int n_sm, cudaStream_t s) {
+    const int64_t R = gemv_rows(n), K = n->src[0].ne[3], N = n->src[1].ne[2];
+    const int vec = gemv_vec(n);
     const int64_t want = (N + GEMV_WARPS - 1) / GEMV_WARPS, cap = (int64_t)(n_sm > 0 ? n_sm : 132) * 8;
     const unsigned grid = (unsigned)(want < cap ? want : cap);
     const size_t smem = (size_t)R * (size_t)K * sizeof(float);

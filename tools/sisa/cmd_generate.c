@@ -10,7 +10,7 @@
 
 static const char *USAGE =
     "sisa generate -m DIR (-p TEXT | --tokens \"1,2,3\") [-n N] [--temp T] [--top-k K] [--top-p P]\n"
-    "       [--repeat-penalty R] [--repeat-last-n N] [--seed S] [--backend NAME] [--device N]\n"
+    "       [--repeat-penalty R] [--repeat-last-n N] [--seed S] [--backend NAME] [--device N] [--profile]\n"
     "       [--fallback] [--no-eos] [--ids]\n"
     "  defaults: -n 64, --temp 0.8, --top-k 40, --top-p 0.95, --repeat-penalty 1.1 (last 64),\n"
     "  --seed 0; --temp 0 is greedy. Needs DIR/tokenizer.json unless --tokens is given (then\n"
@@ -59,6 +59,7 @@ int sisa_cmd_generate(int argc, char **argv) {
         else if ((v = cli_opt(argc, argv, &i, "--device"))) opts.device = atoi(v);
         else if (!strcmp(argv[i], "--fallback")) opts.allow_fallback = 1;
         else if (!strcmp(argv[i], "--no-eos")) gp.stop_on_eos = 0;
+        else if (!strcmp(argv[i], "--profile")) opts.profile = 1;
         else if (!strcmp(argv[i], "--ids")) os.ids_only = 1;
         else return cli_usage(USAGE);
     }
@@ -120,6 +121,9 @@ int sisa_cmd_generate(int argc, char **argv) {
                     stt.n_generated, stt.decode_seconds,
                     steps / (stt.decode_seconds > 0 ? stt.decode_seconds : 1e-9),
                     stt.stop_reason == 1 ? "; stopped at EOS" : "");
+            char table[4096];
+            if (opts.profile && sisa_model_profile(m, table, sizeof table) == SISA_OK)
+                fprintf(stderr, "per-op time, prefill + decode (every node waited for):\n%s", table);
         }
     }
     sisa_model_free(m);
