@@ -15,8 +15,9 @@
  * at i or at the first AUGMENT (Bs, Cs, theta, g, q, k), and only views (no storage, no work) lie
  * between. An output that overlaps one of those sources is not written early: its AUGMENT runs
  * as usual, after, from sCB (in the 152M prefill both fuse; in a small graph Khat may reuse q's
- * and Bs's memory). Not while the stream is being captured into a CUDA graph (the recording maps
- * nodes to kernels one to one). SISA_CUDA_FUSE=0 turns it off; SISA_CUDA_TRACE=1 names what
+ * and Bs's memory). Under CUDA-graph capture too: the recording (cuda_graph.c) maps each node to
+ * the kernels it launched (none for a skipped AUGMENT), and a decode step never updates these
+ * nodes. SISA_CUDA_FUSE=0 turns it off; SISA_CUDA_TRACE=1 names what
  * fused.
  */
 #include <stdio.h>
@@ -113,11 +114,6 @@ bool sc_fuse_node(sc_stream *s, sisa_graph *g, int i, int first, sisa_status *st
         return false;
     }
     if (n->op != SISA_OP_SSM_CHANNELS || fusing_off()) return false;
-    enum cudaStreamCaptureStatus cap = cudaStreamCaptureStatusNone;
-    if (cudaStreamIsCapturing(s->stream, &cap) != cudaSuccess || cap != cudaStreamCaptureStatusNone) {
-        cudaGetLastError();
-        return false;
-    }
     sc_ssm_augment f;
     int jc, jb;
     if (!find(g, i, &f, &jc, &jb)) return false;

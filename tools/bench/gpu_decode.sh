@@ -36,22 +36,7 @@ gen cuda-rebuild cuda SISA_DECODE_REBUILD=1
 gen cuda-old cuda SISA_CUDA_MATMUL=lt SISA_CUDA_SDPA=own SISA_DECODE_REBUILD=1 SISA_DECODE_NO_FUSE=1 SISA_CUDA_NO_GRAPH=1
 gen vulkan vulkan
 gen opencl opencl
-echo "== where the device time goes"
-NSYS=$(command -v nsys || ls /usr/local/cuda*/bin/nsys /opt/nvidia/nsight-systems*/bin/nsys 2>/dev/null | head -1)
-if [ -n "$NSYS" ]; then
-  timeout 150 $NSYS profile -t cuda --cuda-graph-trace=node -o /tmp/dec -f true $S generate -m /tmp/m152 \
-      --backend cuda --tokens "$ids" -n 64 --temp 0 --no-eos > /dev/null 2>&1
-  timeout 100 $NSYS stats -q -r cuda_gpu_kern_sum -f csv /tmp/dec.nsys-rep > "$OUT/kern.csv" 2>&1
-  python3 - "$OUT/kern.csv" <<'PY'
-import csv, sys
-rows = [r for r in csv.reader(open(sys.argv[1])) if len(r) > 8]
-hdr, data = rows[0], rows[1:]
-iT, iN, iA, iName = hdr.index('Total Time (ns)'), hdr.index('Instances'), hdr.index('Avg (ns)'), hdr.index('Name')
-tot = sum(float(r[iT]) for r in data)
-print('kernels: total %.1f ms over %d launches' % (tot / 1e6, sum(int(r[iN]) for r in data)))
-for r in data[:14]: print('%6.1f%% %7d x %8.1f us  %s' % (100 * float(r[iT]) / tot, int(r[iN]), float(r[iA]) / 1e3, r[iName][:90]))
-PY
-else
-  echo "no nsys; per-op profile (every node waited for):"
-  timeout 120 $S generate -m /tmp/m152 --backend cuda --tokens "$ids" -n 64 --temp 0 --no-eos --profile 2>&1 >/dev/null | tail -16
-fi
+gen cuda-nofusegemv cuda SISA_CUDA_FUSE_GEMV=0
+gen cuda-nofusessm cuda SISA_CUDA_FUSE=0
+echo "== fused launches per decode (SISA_CUDA_TRACE, 4 new tokens)"
+SISA_CUDA_TRACE=1 timeout 60 $S generate -m /tmp/m152 --backend cuda --tokens "$ids" -n 4 --temp 0 --no-eos 2>&1 >/dev/null | grep -o "fused [A-Z_]*\|SSM_CHANNELS '[^']*' fused" | sed "s/'.*'//" | sort | uniq -c
