@@ -35,6 +35,8 @@ typedef enum ocl_family {
 /* The tensor-core path (ocl_device.c decides, ocl_select.c uses): off; inline PTX mma.sync
  * (NVIDIA, compute capability >= 8.0); or its emulation (any device, for tests). */
 enum { OCL_MMA_OFF = 0, OCL_MMA_PTX = 1, OCL_MMA_EMULATE = 2 };
+/* warps per work-group of sdpa_mma.cl (16 query rows each) */
+#define OCL_SDPA_MMA_WARPS 8
 
 typedef struct ocl_program ocl_program; /* ocl_program.c */
 typedef struct ocl_stream ocl_stream;

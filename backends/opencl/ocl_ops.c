@@ -231,8 +231,9 @@ static sisa_status run_embed_rope(ocl_stream *s, const sisa_tensor *n, args *a, 
     return launch(s, a, 2, global, local);
 }
 
+/* One work-group of wg_reduce work-items per (b, h): a chunked scan over time (ssm.cl). */
 static sisa_status run_ssm(ocl_stream *s, const sisa_tensor *n, args *a, node_args *na) {
-    const size_t l0 = 64;
+    const size_t wg = (size_t)s->dev->wg_reduce;
     if (n->op == SISA_OP_SSM_DECAY) {
         const sisa_tensor *x = n->src[0];
         const int64_t B = x->shape[1], T = x->shape[2], H = x->shape[3];
@@ -243,8 +244,8 @@ static sisa_status run_ssm(ocl_stream *s, const sisa_tensor *n, args *a, node_ar
         arg_src(a, &na->src[0]);
         arg_src(a, &na->src[1]);
         arg_src(a, &na->src[2]);
-        const size_t global = round_up((size_t)(B * H), l0);
-        return launch(s, a, 1, &global, &l0);
+        const size_t global = (size_t)(B * H) * wg;
+        return launch(s, a, 1, &global, &wg);
     }
     const sisa_tensor *bs = n->src[0], *lam = n->src[4];
     const int64_t B = bs->shape[1], T = bs->shape[2], H = lam->shape[3], ds = bs->shape[3] / H;
@@ -257,8 +258,8 @@ static sisa_status run_ssm(ocl_stream *s, const sisa_tensor *n, args *a, node_ar
     for (int i = 0; i < 6; i++) arg_src(a, &na->src[i]);
     arg(a, sizeof dh, &dh);
     arg(a, sizeof(float), &n->fparams[0]);
-    const size_t global = round_up((size_t)(B * H * (ds / 2)), l0);
-    return launch(s, a, 1, &global, &l0);
+    const size_t global = (size_t)(B * H) * wg;
+    return launch(s, a, 1, &global, &wg);
 }
 
 static sisa_status run_sdpa(ocl_stream *s, const sisa_tensor *n, args *a, node_args *na) {
@@ -340,8 +341,9 @@ static sisa_status run_sdpa_mma(ocl_stream *s, const sisa_tensor *n, const ocl_p
     arg(&a, sizeof causal, &causal);
     arg_long(&a, n->iparams[1]);
     for (int i = 0; i < 3; i++) arg_src(&a, &na->src[i]);
-    const size_t global[2] = {(size_t)((Tq + 63) / 64) * 128, (size_t)(B * H)};
-    const size_t local[2] = {128, 1};
+    const size_t bq = OCL_SDPA_MMA_WARPS * 16, wg = OCL_SDPA_MMA_WARPS * 32;
+    const size_t global[2] = {((size_t)Tq + bq - 1) / bq * wg, (size_t)(B * H)};
+    const size_t local[2] = {wg, 1};
     return launch(s, &a, 2, global, local);
 }
 

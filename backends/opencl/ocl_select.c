@@ -85,8 +85,11 @@ static bool sdpa_mma_fits(const ocl_dev *d, const sisa_tensor *n) {
         return false;
     const int64_t dqk = q->shape[3], dv = v->shape[3];
     if (dqk % 16 || dv % 8 || dqk > 256 || dv > 256) return false;
-    const cl_ulong bytes = (cl_ulong)(128 * (dqk / 2 + 4) + dv * 36) * 4u +
-                           (d->mma == OCL_MMA_EMULATE ? 4u * (16 * 16 + 8 * 16 + 32) * 4u : 0u);
+    /* OCL_SDPA_MMA_WARPS·16 query rows of Q (staged where the 64-key K tile goes), Vᵀ */
+    const int64_t rows = OCL_SDPA_MMA_WARPS * 16 > 64 ? OCL_SDPA_MMA_WARPS * 16 : 64;
+    const cl_ulong bytes = (cl_ulong)(rows * (dqk / 2 + 4) + dv * 36) * 4u +
+                           (d->mma == OCL_MMA_EMULATE
+                                ? (cl_ulong)OCL_SDPA_MMA_WARPS * (16 * 16 + 8 * 16 + 32) * 4u : 0u);
     return bytes + 256 <= d->local_mem;
 }
 
@@ -97,9 +100,9 @@ static bool select_sdpa(const ocl_dev *d, const sisa_tensor *n, ocl_plan *p, cha
     if (sdpa_mma_fits(d, n)) {
         p->fam = OCL_FAM_SDPA_MMA;
         p->kernel = "k_sdpa_mma";
-        add_opt(p, "-DMMA_PTX=%d -DMMA_F16=%d -DT_D=%d -DDQK=%lld -DDV=%lld ",
+        add_opt(p, "-DMMA_PTX=%d -DMMA_F16=%d -DT_D=%d -DDQK=%lld -DDV=%lld -DNWARP=%d ",
                 d->mma == OCL_MMA_PTX ? 1 : 0, q->dtype == SISA_F16 ? 1 : 0, dt_code(n->dtype),
-                (long long)dqk, (long long)dv);
+                (long long)dqk, (long long)dv, OCL_SDPA_MMA_WARPS);
         return true;
     }
     const int64_t dc = form_b ? n->iparams[2] : dqk;
@@ -149,8 +152,8 @@ bool ocl_select(const ocl_dev *d, const sisa_tensor *n, ocl_plan *p, char *reaso
         break;
     case SISA_OP_SSM_CHANNELS:
         p->fam = OCL_FAM_SSM, p->kernel = "k_ssm_channels";
-        add_opt(p, "-DMODE_A=%d -DHAS_PHI0=%d ", n->iparams[0] == SISA_SSM_AUGMENTED ? 1 : 0,
-                n->src[5] ? 1 : 0);
+        add_opt(p, "-DMODE_A=%d -DHAS_PHI0=%d -DNP=%lld ", n->iparams[0] == SISA_SSM_AUGMENTED ? 1 : 0,
+                n->src[5] ? 1 : 0, (long long)(n->src[2]->shape[3] / n->src[4]->shape[3]));
         break;
     case SISA_OP_SDPA: return select_sdpa(d, n, p, reason);
     case SISA_OP_MATMUL: {
@@ -172,7 +175,7 @@ bool ocl_select(const ocl_dev *d, const sisa_tensor *n, ocl_plan *p, char *reaso
     default:
         return why(reason, "op %s has no OpenCL kernel", sisa_op_name(n->op));
     }
-    if (p->fam == OCL_FAM_NORM) add_opt(p, "-DWG=%d ", d->wg_reduce);
+    if (p->fam == OCL_FAM_NORM || p->fam == OCL_FAM_SSM) add_opt(p, "-DWG=%d ", d->wg_reduce);
     dtypes(p, n);
     return true;
 }

@@ -5,7 +5,7 @@
  *   s[i,j] = scale · Q_i·K_j (products of 16-bit values exact, sums f32, scale applied in f32);
  *   causal: key j visible to query i iff j <= p0 + i;   dst (B,Tq,H,DV)
  *
- * One work-group = 4 warps = BQ = 64 consecutive queries of one (b, h); warp w owns rows
+ * One work-group = NWARP warps (8) = BQ = 16·NWARP consecutive queries of one (b, h); warp w owns rows
  * 16w..16w+15 and keeps its Q fragments, its scores S (16×BKV), the running max m, sum l and the
  * output O (16×DV) in registers. Keys and values stream through local memory in tiles of
  * BKV = 64: K as rows (the mma's col-major B of Q·Kᵀ), V transposed (the B of P·V). Per tile:
@@ -20,11 +20,21 @@
  * VEC2=1 (host-checked): channel pairs are read as one 32-bit word (unit channel stride, even
  * strides, offsets and widths); else element by element through any strides.
  */
-#define MMA_WG 128
-#define BQ 64
+#ifndef NWARP
+#define NWARP 8
+#endif
+#define MMA_WG (32 * NWARP)
+#define BQ (16 * NWARP)
 #define BKV 64
 #define QW (DQK / 2 + 4) /* words per local row of Q and K (bank-conflict-free fragment reads) */
 #define VW (BKV / 2 + 4) /* words per local row of Vᵀ */
+/* exp of the softmax: the hardware's approximation where the destination is 16-bit anyway (the
+ * PTX path; ~2 ulp f32), the full-precision one in the emulation */
+#if MMA_PTX
+#define EXP(x) native_exp(x)
+#else
+#define EXP(x) exp(x)
+#endif
 #ifndef VEC2
 #define VEC2 0
 #endif
@@ -41,8 +51,9 @@ void k_sdpa_mma(DARG(T_D, d), const long H, const long Tq, const long Tk, const 
                 const int causal, const long p0, __global const ushort *qt, const long qt_off,
                 const long4 qt_st, __global const ushort *kt, const long kt_off, const long4 kt_st,
                 __global const ushort *vt, const long vt_off, const long4 vt_st) {
-    __local uint Qs[BQ * QW];
-    __local uint Ks[BKV * QW];
+    /* Q is staged through the K tile's memory before the key loop */
+    __local uint QKs[(BQ > BKV ? BQ : BKV) * QW];
+    __local uint *Qs = QKs, *Ks = QKs;
     __local uint Vtw[DV * VW];
     __local ushort *Vt = (__local ushort *)Vtw;
     MMA_SCRATCH_DECL
@@ -112,14 +123,16 @@ void k_sdpa_mma(DARG(T_D, d), const long H, const long Tq, const long Tk, const 
                 MMA(s[n], qf[kk][0], qf[kk][1], qf[kk][2], qf[kk][3], Ks[r], Ks[r + 4],
                     MMA_SCR(warp));
             }
-        /* scale, mask, row max */
+        /* scale, mask (only tiles with a masked key for some row of the warp), row max */
         float mx0 = -INFINITY, mx1 = -INFINITY;
+        const bool full = k0 + BKV <= Tk && (!causal || k0 + BKV - 1 <= p0 + q0 + warp * 16);
 #pragma unroll
         for (int n = 0; n < BKV / 8; n++)
 #pragma unroll
             for (int e = 0; e < 4; e++) {
-                const long j = k0 + n * 8 + 2 * t + (e & 1), i = e < 2 ? i0 : i1;
-                const bool vis = j < Tk && (!causal || j <= p0 + i);
+                const int j = (int)(k0 - p0) + n * 8 + 2 * t + (e & 1); /* vs p0 + i: int */
+                const int i = (int)((e < 2 ? i0 : i1));
+                const bool vis = full || (k0 + n * 8 + 2 * t + (e & 1) < Tk && (!causal || j <= i));
                 float v = vis ? s[n][e] * scale : -INFINITY;
                 if (isnan(v)) {
                     if (e < 2) nan0 = 1.0f;
@@ -136,16 +149,16 @@ void k_sdpa_mma(DARG(T_D, d), const long H, const long Tq, const long Tk, const 
         mx1 = fmax(mx1, WARP_XOR(mx1, 2, MMA_SCR(warp)));
         const float mn0 = fmax(m0, mx0), mn1 = fmax(m1, mx1);
         /* rows with nothing visible yet keep m = -inf: no rescale, p = 0 */
-        const float c0 = mn0 == -INFINITY ? 1.0f : exp(m0 - mn0);
-        const float c1 = mn1 == -INFINITY ? 1.0f : exp(m1 - mn1);
+        const float c0 = mn0 == -INFINITY ? 1.0f : EXP(m0 - mn0);
+        const float c1 = mn1 == -INFINITY ? 1.0f : EXP(m1 - mn1);
         m0 = mn0, m1 = mn1;
         float sum0 = 0.0f, sum1 = 0.0f;
 #pragma unroll
         for (int n = 0; n < BKV / 8; n++) {
-            s[n][0] = s[n][0] == -INFINITY ? 0.0f : exp(s[n][0] - m0);
-            s[n][1] = s[n][1] == -INFINITY ? 0.0f : exp(s[n][1] - m0);
-            s[n][2] = s[n][2] == -INFINITY ? 0.0f : exp(s[n][2] - m1);
-            s[n][3] = s[n][3] == -INFINITY ? 0.0f : exp(s[n][3] - m1);
+            s[n][0] = s[n][0] == -INFINITY ? 0.0f : EXP(s[n][0] - m0);
+            s[n][1] = s[n][1] == -INFINITY ? 0.0f : EXP(s[n][1] - m0);
+            s[n][2] = s[n][2] == -INFINITY ? 0.0f : EXP(s[n][2] - m1);
+            s[n][3] = s[n][3] == -INFINITY ? 0.0f : EXP(s[n][3] - m1);
             sum0 += s[n][0] + s[n][1];
             sum1 += s[n][2] + s[n][3];
         }
