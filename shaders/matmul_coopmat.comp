@@ -1,6 +1,6 @@
 #version 450
 /*
- * MATMUL on matrix units (GL_NV_cooperative_matrix; f16 a and b, fp32 accumulation), for devices
+ * MATMUL on matrix units (GL_NV_cooperative_matrix; f16 operands, fp32 accumulation), for devices
  * that report an f16 x f16 -> f32 subgroup-scope shape (TM x TN x TK, specialization constants).
  * Same definition and push constants as matmul.comp: dst = a.b^T, b broadcast over batch dims.
  * A workgroup computes a BM x BN tile with (BM/WM) x (BN/WN) subgroups, each owning a WM x WN
@@ -10,6 +10,9 @@
  * the operand contiguous along k and 16-byte aligned (VEC8), element by element otherwise. The
  * epilogue stages each accumulator tile in shared memory so edges, the destination dtype and the
  * rounding are handled by ordinary stores.
+ * bf16 operands are converted to f16 on the way into shared memory: exact for |x| in
+ * [2^-14, 65504] (f16 has more significand bits than bf16); smaller values keep fewer bits (f16
+ * subnormals, zero below 2^-25); finite values beyond 65504 saturate to +-65504 (inf and NaN stay).
  */
 #extension GL_NV_cooperative_matrix : require
 #extension GL_KHR_memory_scope_semantics : require
@@ -49,18 +52,37 @@ shared float16_t As[BM * BKP];
 shared float16_t Bs[BN * BKP];
 shared float Cs[(BM / WM) * (BN / WN) * TM * TN];
 
+/* two values as an f16 pair, finite values beyond the f16 range saturated */
+uint pack_sat(vec2 f) {
+    vec2 a = abs(f);
+    bvec2 big = bvec2(a.x > 65504.0 && a.x <= 3.4028235e38, a.y > 65504.0 && a.y <= 3.4028235e38);
+    f = mix(f, sign(f) * 65504.0, big);
+    return packFloat2x16(f16vec2(f));
+}
+
+/* 8 bf16 (raw words) -> 8 f16 */
+uvec4 bf16x8_to_f16(uvec4 w) {
+    uvec4 o;
+    [[unroll]] for (uint x = 0u; x < 4u; x++)
+        o[x] = pack_sat(vec2(uintBitsToFloat(w[x] << 16), uintBitsToFloat(w[x] & 0xffff0000u)));
+    return o;
+}
+
 /* 8 consecutive k of one row of an operand, packed as 4 words of f16 pairs */
 uvec4 fetch8(bool isA, uint base, uint row, uint row_end, uint k, uint s2, uint s3) {
     if (row >= row_end) return uvec4(0u);
     uint e = base + row * s2 + k * s3;
-    if (k + 8u <= pc.K && (isA ? A_VEC8 : B_VEC8) != 0u) return isA ? ab4[e >> 3] : bb4[e >> 3];
+    if (k + 8u <= pc.K && (isA ? A_VEC8 : B_VEC8) != 0u) {
+        uvec4 w = isA ? ab4[e >> 3] : bb4[e >> 3];
+        return (isA ? S0_DT : S1_DT) == DT_BF16 ? bf16x8_to_f16(w) : w;
+    }
     float v[8];
     [[unroll]] for (uint x = 0u; x < 8u; x++) {
         v[x] = 0.0;
         if (k + x < pc.K) v[x] = isA ? LOADF(ab, S0_DT, e + x * s3) : LOADF(bb, S1_DT, e + x * s3);
     }
-    return uvec4(packFloat2x16(f16vec2(v[0], v[1])), packFloat2x16(f16vec2(v[2], v[3])),
-                 packFloat2x16(f16vec2(v[4], v[5])), packFloat2x16(f16vec2(v[6], v[7])));
+    return uvec4(pack_sat(vec2(v[0], v[1])), pack_sat(vec2(v[2], v[3])), pack_sat(vec2(v[4], v[5])),
+                 pack_sat(vec2(v[6], v[7])));
 }
 
 void put8(bool isA, uint idx, uvec4 w) {

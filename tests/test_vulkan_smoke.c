@@ -120,6 +120,25 @@ static void c_sdpa_f16(sisa_graph *g, smoke_outs *o) {
     g->act_dtype = SISA_F32;
 }
 
+/* bf16 Q/K/V: the coopmat kernel converts them to f16 with power-of-two range scaling; the second
+ * and third outputs put Q (up to ~1.6e5) and V (up to ~1e5) beyond f16's range, K far below 1 */
+static void c_sdpa_bf16(sisa_graph *g, smoke_outs *o) {
+    const int64_t B = 1, H = 2, T = 150;
+    sisa_tensor *a = IN(g, "alpha", SISA_F32, 1, B, T, H), *ba = IN(g, "alpha_b", SISA_F32, 1, 1, 1, H);
+    sisa_tensor *gd = sisa_ssm_decay(g, a, ba, NULL);
+    g->act_dtype = SISA_BF16;
+    sisa_tensor *q = IN(g, "big_q", SISA_BF16, B, H, T, 80), *k = IN(g, "big_k", SISA_BF16, B, H, T, 80);
+    sisa_tensor *v = IN(g, "v", SISA_BF16, B, H, T, 64);
+    smoke_out(o, smoke_sdpa(g, q, k, v, 1, 0, NULL, NULL, 0), SMOKE_BF16_TOL);
+    sisa_tensor *qh = sisa_scale(g, q, 2e4f), *kl = sisa_scale(g, k, 5e-5f), *vh = sisa_scale(g, v, 1e5f);
+    smoke_out(o, smoke_sdpa(g, qh, kl, vh, 1, 0, NULL, NULL, 0), SMOKE_BF16_TOL);
+    smoke_out(o, smoke_sdpa(g, kl, qh, vh, 1, 0, gd, gd, 64), SMOKE_BF16_TOL);
+    g->act_dtype = SISA_F32;
+    /* bf16 x bf16 MATMUL (coopmat: exact conversion to f16 in range), odd edges */
+    sisa_tensor *hb = IN(g, "hb", SISA_BF16, 1, 2, 150, 136), *wb = IN(g, "wb", SISA_BF16, 1, 1, 139, 136);
+    smoke_out(o, sisa_matmul(g, hb, wb), 1e-5);
+}
+
 static void c_small_ops2(sisa_graph *g, smoke_outs *o) {
     sisa_tensor *x = IN(g, "x", SISA_F32, 2, 9, 3, 64); /* (B,T,H,D) */
     smoke_out(o, sisa_rope(g, x, 10000.0f, 1000), SMOKE_F32_TOL);
@@ -158,6 +177,7 @@ static const struct {
     {"SDPA A decode p0", smoke_sdpa_decode, "32768"},
     {"SDPA A non-causal odd, views", c_sdpa_odd, "8192"},
     {"SDPA f16 A/B/decode (coopmat)", c_sdpa_f16, "65536"},
+    {"SDPA bf16 A/B >f16 range; MATMUL bf16", c_sdpa_bf16, "65536"},
     {"SSM_DECAY+CHANNELS A", c_ssm_a, "65536"},
     {"SSM_DECAY+CHANNELS B", c_ssm_b, "65536"},
     {"SSM carry-in g0, Phi0", smoke_ssm_carry, "4096"},

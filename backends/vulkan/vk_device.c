@@ -162,6 +162,7 @@ static void query(vk_device *d, bool *want_cm_ext, bool *want_maint4) {
     d->suballoc = true;
     /* opt-in: on the H100 (driver 580) it was slower than the scalar kernel and wrong in form A */
     d->coopmat_sdpa = d->coopmat && d->subgroup_shuffle && sisa_vk_env_flag("SISA_VK_COOPMAT_SDPA");
+    d->coopmat_bf16 = d->coopmat;
 }
 
 static sisa_status create_device(vk_device *d, bool cm_ext) {

@@ -134,6 +134,7 @@ struct vk_device {
     uint32_t subgroup_size;
     bool subgroup_shuffle; /* subgroupShuffleXor in compute shaders */
     bool coopmat_sdpa;     /* the coopmat flash-attention kernel (opt-in: SISA_VK_COOPMAT_SDPA=1) */
+    bool coopmat_bf16;     /* bf16 operands converted to f16 for the coopmat kernels (off: SISA_VK_NO_BF16_COOPMAT=1) */
     bool timestamps;
     float timestamp_period;
 
@@ -199,7 +200,7 @@ void sisa_vk_buffer_destroy(vk_buffer *b);
 
 /* ---- pipelines (vk_pipeline.c) -------------------------------------------------------------- */
 
-#define VK_SPEC_N 24   /* specialization constants 0..23 (see shaders/common.glsl) */
+#define VK_SPEC_N 26   /* specialization constants 0..25 (see shaders/common.glsl) */
 #define VK_BINDINGS 8  /* 0..5 sources, 6 destination, 7 aux */
 #define VK_PUSH_MAX 128
 

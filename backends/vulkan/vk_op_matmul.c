@@ -1,10 +1,11 @@
 /*
  * vk_op_matmul.c — MATMUL: dst = a.b^T with b broadcast over the batch dims (ops.h).
  *
- * Two kernels behind one selection: matmul_coopmat.comp (GL_NV_cooperative_matrix, f16 a and b,
+ * Two kernels behind one selection: matmul_coopmat.comp (GL_NV_cooperative_matrix, f16 operands,
  * fp32 accumulation) where the device has f16 x f16 -> f32 matrix units and both operands are
- * f16; matmul.comp (shared-memory tiled fp32 FMA) for everything else, f32 and bf16 operands
- * included, so f32 results keep f32 accuracy. Tiles are specialization constants: 128x128
+ * f16 or bf16 (bf16 converted to f16 on the way into shared memory: exact in [2^-14, 65504],
+ * saturated beyond; SISA_VK_NO_BF16_COOPMAT=1 turns that off); matmul.comp (shared-memory tiled
+ * fp32 FMA) for everything else, f32 operands included, so f32 results keep f32 accuracy. Tiles are specialization constants: 128x128
  * (8x8 per invocation) for large problems on GPUs, 64x64 (4x4) for small ones and on CPU
  * implementations (quirk table).
  *
@@ -36,7 +37,9 @@ bool sisa_vk_select_matmul(const vk_device *d, const sisa_tensor *n, vk_kernel *
         return false;
     }
     sisa_vk_spec_dtypes(n, k->spec);
-    bool cm = d->coopmat && a->dtype == SISA_F16 && b->dtype == SISA_F16 && d->storage16;
+    bool a16 = a->dtype == SISA_F16 || (a->dtype == SISA_BF16 && d->coopmat_bf16);
+    bool b16 = b->dtype == SISA_F16 || (b->dtype == SISA_BF16 && d->coopmat_bf16);
+    bool cm = d->coopmat && a16 && b16 && d->storage16;
     if (cm) {
         k->kind = VK_K_MATMUL_COOPMAT;
         k->shader = vk_variant(VK_SH_MATMUL_CM, n->dtype);
@@ -75,7 +78,7 @@ bool sisa_vk_select_matmul(const vk_device *d, const sisa_tensor *n, vk_kernel *
 }
 
 static bool vec8_ok(const sisa_tensor *t, uint32_t base) {
-    if (t->dtype != SISA_F16 || vk_es(t, 3) != 1 || base % 8) return false;
+    if (sisa_dtype_size(t->dtype) != 2 || vk_es(t, 3) != 1 || base % 8) return false;
     for (int i = 0; i < 3; i++)
         if (t->shape[i] > 1 && vk_es(t, i) % 8) return false;
     return true;

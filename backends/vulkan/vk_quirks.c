@@ -9,7 +9,9 @@
  * Kill switches (each turns one optional path off, for bisecting and for users with a broken
  * driver): SISA_VK_NO_COOPMAT, SISA_VK_NO_F16, SISA_VK_NO_BF16, SISA_VK_NO_16BIT_STORAGE,
  * SISA_VK_NO_SUBALLOC, SISA_VK_NO_UMA; SISA_VK_NO_PIPELINE_CACHE is read by vk_pipeline.c.
- * SISA_VK_COOPMAT_SDPA=1 opts in to the experimental cooperative-matrix attention kernel.
+ * SISA_VK_COOPMAT_SDPA=1 opts in to the experimental cooperative-matrix attention kernel
+ * (SISA_VK_NO_COOPMAT_SDPA=1 wins over it); SISA_VK_NO_BF16_COOPMAT=1 keeps bf16 MATMUL/SDPA operands off the matrix units
+ * (they are converted to f16 there).
  */
 #include <stdio.h>
 #include <string.h>
@@ -59,6 +61,14 @@ void sisa_vk_apply_quirks(vk_device *d) {
         note(d, "SISA_VK_NO_COOPMAT: cooperative matrices off");
     }
     if (d->coopmat_sdpa) note(d, "SISA_VK_COOPMAT_SDPA: experimental coopmat flash attention on");
+    if (sisa_vk_env_flag("SISA_VK_NO_COOPMAT_SDPA") && d->coopmat_sdpa) {
+        d->coopmat_sdpa = false;
+        note(d, "SISA_VK_NO_COOPMAT_SDPA: attention on the scalar flash kernel");
+    }
+    if (sisa_vk_env_flag("SISA_VK_NO_BF16_COOPMAT") && d->coopmat_bf16) {
+        d->coopmat_bf16 = false;
+        note(d, "SISA_VK_NO_BF16_COOPMAT: bf16 operands stay on the scalar kernels");
+    }
     if (sisa_vk_env_flag("SISA_VK_NO_16BIT_STORAGE") && d->storage16) {
         d->storage16 = false;
         d->coopmat = false;
