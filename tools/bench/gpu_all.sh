@@ -22,7 +22,9 @@ for m in sisa-152m-ds16 transformer-152m; do
 done
 PYTHONUNBUFFERED=1 timeout 150 python3 tools/bench/torch_prefill.py --scale 152m --ds 16 0 --batch 8 --tokens 2048 2>&1 | tee "$OUT/torch.txt" | grep '^| [ST]'
 for be in vulkan opencl; do
-  bench --config sisa-152m-ds16 --dtype bf16 --backend $be --batch 8 --tokens 2048 --reps 3
+  for act in bf16 f32; do
+    bench --config sisa-152m-ds16 --dtype bf16 --compute $act --backend $be --batch 8 --tokens 2048 --reps 3
+  done
 done
 echo "== per-op profile, CUDA bf16"
 timeout 120 $S bench --config sisa-152m-ds16 --dtype bf16 --compute bf16 --backend cuda --batch 8 --tokens 2048 --reps 2 --profile > "$OUT/profile.txt" 2>&1
