@@ -31,7 +31,7 @@ static const char *addr(const sisa_tensor *t) {
     return t && t->buffer ? (const char *)t->buffer->ctx + t->offset : NULL;
 }
 
-static bool overlap(const sisa_tensor *x, const sisa_tensor *y) {
+bool sc_overlap(const sisa_tensor *x, const sisa_tensor *y) {
     const char *a = addr(x), *b = addr(y);
     if (!a || !b) return false;
     const size_t na = sisa_tensor_span_bytes(x), nb = sisa_tensor_span_bytes(y);
@@ -58,8 +58,9 @@ static bool fusing_off(void) {
  * q and Bs in a small graph), and then that AUGMENT runs unfused, after, from sCB. */
 static bool early_ok(const sisa_tensor *x, const sisa_tensor *n, const sisa_tensor *ac, const sisa_tensor *ab) {
     for (int k = 0; k < SISA_MAX_SRC; k++)
-        if (overlap(x, n->src[k])) return false;
-    return !overlap(x, ac->src[0]) && !overlap(x, ab->src[0]) && !overlap(x, n) && !overlap(ac, ab);
+        if (sc_overlap(x, n->src[k])) return false;
+    return !sc_overlap(x, ac->src[0]) && !sc_overlap(x, ab->src[0]) && !sc_overlap(x, n) &&
+           !sc_overlap(ac, ab);
 }
 
 /* Find the pattern at SSM_CHANNELS node i; fill f (out_c/out_b p NULL where that AUGMENT must run

@@ -22,17 +22,6 @@
 #include "cuda_internal.h"
 #include "error.h"
 
-static const char *addr(const sisa_tensor *t) {
-    return t && t->buffer ? (const char *)t->buffer->ctx + t->offset : NULL;
-}
-
-static bool overlap(const sisa_tensor *x, const sisa_tensor *y) {
-    const char *a = addr(x), *b = addr(y);
-    if (!a || !b) return false;
-    const size_t na = sisa_tensor_span_bytes(x), nb = sisa_tensor_span_bytes(y);
-    return a < b + nb && b < a + na;
-}
-
 /* Is node x read by no node of g other than `reader`, and not a graph output? */
 static bool only_reader(const sisa_graph *g, const sisa_tensor *x, const sisa_tensor *reader) {
     if (x->flags & SISA_TENSOR_OUTPUT) return false;
@@ -99,7 +88,7 @@ bool sc_gemv_fuse_node(sc_stream *s, sisa_graph *g, int i, sisa_status *st) {
     const sisa_tensor *out = add ? add : mm;
     const sisa_tensor *in[4] = {pro ? n->src[0] : mm->src[0], pro ? n->src[1] : NULL, mm->src[1], res};
     for (int k = 0; k < 4; k++)
-        if (in[k] && overlap(out, in[k])) return false;
+        if (in[k] && sc_overlap(out, in[k])) return false;
     sc_gemv_fused f;
     memset(&f, 0, sizeof f);
     char reason[SISA_REASON_LEN] = "";

@@ -76,6 +76,10 @@ void sc_cudnn_free(sc_device *d);
 bool sc_cudnn_sdpa_accepts(sc_device *d, const sisa_tensor *node, char *reason);
 sisa_status sc_cudnn_sdpa_run(sc_stream *s, const sisa_tensor *node, const sc_node *n);
 
+/* cuda_fuse.c: do the device memory of x and y overlap (both placed)? The fusions refuse to
+ * write an output early over an input that a later part of the fused kernel still reads. */
+bool sc_overlap(const sisa_tensor *x, const sisa_tensor *y);
+
 /* cuda_fuse.c: SSM_CHANNELS + its two AUGMENT consumers as one kernel. True when node i of g was
  * handled here (the fused kernel launched at it, *st its status; or it is an AUGMENT that kernel
  * already wrote); false: compute node i as usual. */
