@@ -193,36 +193,35 @@ static sisa_status buf_range(sisa_buffer *buf, size_t off, size_t n, const char 
     return SISA_OK;
 }
 
-static sisa_status buf_write(sisa_buffer *buf, size_t off, const void *src, size_t n) {
-    SISA_TRY(buf_range(buf, off, n, "write"));
+/* A blocking host <-> buffer copy on the transfer queue, after the streams finished their work:
+ * write: src -> buffer, else buffer -> dst. */
+static sisa_status buf_copy(sisa_buffer *buf, size_t off, bool write, const void *src, void *dst,
+                            size_t n) {
+    const char *what = write ? "write" : "read";
+    SISA_TRY(buf_range(buf, off, n, what));
     if (n == 0) return SISA_OK;
     ocl_buffer *b = buf->ctx;
+    const cl_command_queue q = b->dev->xfer_q;
     pthread_mutex_lock(&b->dev->lock);
     sisa_status st = finish_streams(b->dev);
     cl_int err = CL_SUCCESS;
     if (st == SISA_OK)
-        err = clEnqueueWriteBuffer(b->dev->xfer_q, b->mem, CL_TRUE, off, n, src, 0, NULL, NULL);
+        err = write ? clEnqueueWriteBuffer(q, b->mem, CL_TRUE, off, n, src, 0, NULL, NULL)
+                    : clEnqueueReadBuffer(q, b->mem, CL_TRUE, off, n, dst, 0, NULL, NULL);
     pthread_mutex_unlock(&b->dev->lock);
     if (st != SISA_OK) return st;
     if (err != CL_SUCCESS)
-        return ocl_fail(err, "device '%s': writing %zu bytes at offset %zu", b->dev->name, n, off);
+        return ocl_fail(err, "device '%s': %s %zu bytes at offset %zu", b->dev->name,
+                        write ? "writing" : "reading", n, off);
     return SISA_OK;
 }
 
+static sisa_status buf_write(sisa_buffer *buf, size_t off, const void *src, size_t n) {
+    return buf_copy(buf, off, true, src, NULL, n);
+}
+
 static sisa_status buf_read(sisa_buffer *buf, size_t off, void *dst, size_t n) {
-    SISA_TRY(buf_range(buf, off, n, "read"));
-    if (n == 0) return SISA_OK;
-    ocl_buffer *b = buf->ctx;
-    pthread_mutex_lock(&b->dev->lock);
-    sisa_status st = finish_streams(b->dev);
-    cl_int err = CL_SUCCESS;
-    if (st == SISA_OK)
-        err = clEnqueueReadBuffer(b->dev->xfer_q, b->mem, CL_TRUE, off, n, dst, 0, NULL, NULL);
-    pthread_mutex_unlock(&b->dev->lock);
-    if (st != SISA_OK) return st;
-    if (err != CL_SUCCESS)
-        return ocl_fail(err, "device '%s': reading %zu bytes at offset %zu", b->dev->name, n, off);
-    return SISA_OK;
+    return buf_copy(buf, off, false, NULL, dst, n);
 }
 
 static sisa_status buf_fill(sisa_buffer *buf, size_t off, uint8_t value, size_t n) {
