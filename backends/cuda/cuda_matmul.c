@@ -8,9 +8,14 @@
  * everything folds into ONE GEMM with M' = A0·A1·M (the model's linear layers); otherwise the two
  * batch dims are flattened into one strided batch (b's batch stride 0 where it broadcasts), or,
  * where they do not flatten, one strided-batched call per outer index.
- * fp32 accumulation (CUBLAS_COMPUTE_32F, no TF32: f32 nodes keep f32 accuracy); a/b must share a
- * dtype (f32, f16, bf16); dst may be that dtype or f32. Plans (descriptors + the heuristic's
- * algorithm) are cached per shape/stride/alignment key, so a graph replays without heuristics.
+ * fp32 accumulation (CUBLAS_COMPUTE_32F, no TF32: f32 nodes keep f32 accuracy); a/b share a
+ * dtype (f32, f16, bf16); dst may be that dtype or f32. One mixed case: f32 activations times
+ * 16-bit weights (a f32, b bf16/f16, dst f32 — the default --compute f32 with a bf16 checkpoint).
+ * cuBLASLt has no such GEMM, so b is widened to f32 per call into stream-ordered memory
+ * (cudaMallocAsync, freed after the GEMM; exact: every bf16/f16 value is an f32) and the GEMM runs
+ * in f32; SISA_CUDA_NO_WIDEN=1 sends those nodes to the tiled fallback instead.
+ * Plans (descriptors + the heuristic's algorithm) are cached per shape/stride/alignment key, so a
+ * graph replays without heuristics.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,6 +61,30 @@ static bool flat_batch(int64_t n0, int64_t n1, int64_t s0, int64_t s1, int64_t *
     if (n1 == 1) { *s = s0; return true; }
     if (s0 == n1 * s1) { *s = s1; return true; }
     return false;
+}
+
+/* f32 activations x bf16/f16 weights: cuBLASLt runs it on an f32 copy of b (see the header). */
+static bool widens_b(const sisa_tensor *node) {
+    const sisa_tensor *a = node->src[0], *b = node->src[1];
+    const char *off = getenv("SISA_CUDA_NO_WIDEN");
+    return a->dtype == SISA_F32 && (b->dtype == SISA_BF16 || b->dtype == SISA_F16) &&
+           node->dtype == SISA_F32 && !(off && off[0] && strcmp(off, "0"));
+}
+
+/* The node cuBLASLt sees: node itself, or (widens_b) a copy whose b is the contiguous f32 copy
+ * (no buffer: the copy's address comes from cudaMallocAsync, 256-byte aligned). */
+static const sisa_tensor *lt_view(const sisa_tensor *node, sisa_tensor *tmp, sisa_tensor *wide_b) {
+    if (!widens_b(node)) return node;
+    const sisa_tensor *b = node->src[1];
+    *tmp = *node;
+    *wide_b = *b;
+    wide_b->dtype = SISA_F32;
+    wide_b->buffer = NULL;
+    wide_b->offset = 0;
+    wide_b->stride[3] = 4;
+    for (int i = 2; i >= 0; i--) wide_b->stride[i] = wide_b->stride[i + 1] * b->shape[i + 1];
+    tmp->src[1] = wide_b;
+    return tmp;
 }
 
 static bool lt_shape_of(const sisa_tensor *node, lt_shape *o, char *reason) {
@@ -220,7 +249,9 @@ static void fill_align(lt_key *k, const sisa_tensor *node) {
     while (k->align_d > 1 && ((k->ldd * ed) % k->align_d || (k->sd * ed) % k->align_d)) k->align_d /= 2;
 }
 
-bool sc_matmul_lt_accepts(sc_device *d, const sisa_tensor *node, char *reason) {
+bool sc_matmul_lt_accepts(sc_device *d, const sisa_tensor *node_in, char *reason) {
+    sisa_tensor tmp, wide_b;
+    const sisa_tensor *node = lt_view(node_in, &tmp, &wide_b);
     lt_shape sh;
     if (!lt_shape_of(node, &sh, reason)) return false;
     if (sh.key.M == 0 || sh.key.N == 0 || sh.key.K == 0) {
@@ -232,26 +263,83 @@ bool sc_matmul_lt_accepts(sc_device *d, const sisa_tensor *node, char *reason) {
     return p && p->ok;
 }
 
-sisa_status sc_matmul_lt_run(sc_stream *s, const sisa_tensor *node, const sc_node *n) {
+/* Widen b (bf16/f16) into a fresh contiguous f32 buffer on the stream (elementwise CPY). */
+static sisa_status widen(sc_stream *s, const sisa_tensor *node, const sc_node *n, void **out) {
+    const sc_tensor *b = &n->src[1];
+    const int64_t count = b->ne[0] * b->ne[1] * b->ne[2] * b->ne[3];
+    /* keep freed copies in the device's default pool between forwards (its default threshold, 0,
+     * hands them back to the driver at every synchronisation) */
+    cudaMemPool_t pool;
+    uint64_t keep = 0;
+    if (cudaDeviceGetDefaultMemPool(&pool, s->dev->ordinal) == cudaSuccess &&
+        cudaMemPoolGetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep) == cudaSuccess && keep == 0) {
+        keep = (uint64_t)1 << 30;
+        cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep);
+    }
+    cudaGetLastError();
+    cudaError_t e = cudaMallocAsync(out, (size_t)count * sizeof(float), s->stream);
+    if (e != cudaSuccess) {
+        *out = NULL;
+        return sisa_err(e == cudaErrorMemoryAllocation ? SISA_OUT_OF_MEMORY : SISA_DEVICE_LOST,
+                        "MATMUL %s: widening %s weight %s (%lld elements) to f32: cudaMallocAsync: "
+                        "cudaError_t %d: %s", node->name, sisa_dtype_name(node->src[1]->dtype),
+                        node->src[1]->name, (long long)count, (int)e, cudaGetErrorString(e));
+    }
+    sc_node c;
+    memset(&c, 0, sizeof c);
+    c.op = SC_OP_CPY;
+    c.src[0] = *b;
+    c.dst.p = *out;
+    c.dst.dt = SC_F32;
+    c.dst.nb[3] = 1;
+    for (int i = 0; i < 4; i++) c.dst.ne[i] = b->ne[i];
+    for (int i = 2; i >= 0; i--) c.dst.nb[i] = c.dst.nb[i + 1] * b->ne[i + 1];
+    e = sc_launch_elementwise(&c, s->stream);
+    if (e != cudaSuccess)
+        return sisa_err(SISA_DEVICE_LOST, "MATMUL %s: widening weight %s to f32: cudaError_t %d: %s",
+                        node->name, node->src[1]->name, (int)e, cudaGetErrorString(e));
+    return SISA_OK;
+}
+
+sisa_status sc_matmul_lt_run(sc_stream *s, const sisa_tensor *node_in, const sc_node *n) {
     char reason[SISA_REASON_LEN] = "";
+    sisa_tensor tmp, wide_b;
+    const sisa_tensor *node = lt_view(node_in, &tmp, &wide_b);
     lt_shape sh;
     if (!lt_shape_of(node, &sh, reason)) return sisa_err(SISA_INTERNAL, "cuBLASLt: %s", reason);
     fill_align(&sh.key, node);
     sc_matmul_plan *p = get_plan(s->dev, &sh.key, s->workspace_size, reason);
     if (!p || !p->ok) return sisa_err(SISA_INTERNAL, "cuBLASLt: %s", reason);
+    void *wide = NULL;
+    const char *bsrc = (const char *)n->src[1].p;
+    if (node != node_in) {
+        sisa_status ws = widen(s, node_in, n, &wide);
+        if (ws != SISA_OK) {
+            if (wide) cudaFreeAsync(wide, s->stream);
+            return ws;
+        }
+        bsrc = (const char *)wide;
+    }
     const float alpha = 1.0f, beta = 0.0f;
     const int64_t ea = sisa_dtype_size(node->src[0]->dtype), ed = sisa_dtype_size(node->dtype);
-    for (int64_t o = 0; o < sh.outer; o++) {
-        const char *A = (const char *)n->src[1].p + o * sh.ob * ea;
+    sisa_status rs = SISA_OK;
+    for (int64_t o = 0; o < sh.outer && rs == SISA_OK; o++) {
+        const char *A = bsrc + o * sh.ob * ea;
         const char *B = (const char *)n->src[0].p + o * sh.oa * ea;
         char *D = (char *)n->dst.p + o * sh.od * ed;
         cublasStatus_t st = cublasLtMatmul(s->dev->lt, p->op, &alpha, A, p->la, B, p->lb, &beta, D,
                                            p->ld, D, p->ld, &p->algo, s->workspace,
                                            s->workspace_size, s->stream);
         if (st != CUBLAS_STATUS_SUCCESS)
-            return sisa_err(SISA_DEVICE_LOST, "cublasLtMatmul (M=%lld N=%lld K=%lld batch=%lld) failed: "
-                            "cublasStatus_t %d: %s", (long long)sh.key.M, (long long)sh.key.N,
-                            (long long)sh.key.K, (long long)sh.key.batch, (int)st, cublasLtGetStatusName(st));
+            rs = sisa_err(SISA_DEVICE_LOST, "cublasLtMatmul %s (M=%lld N=%lld K=%lld batch=%lld) failed: "
+                          "cublasStatus_t %d: %s", node->name, (long long)sh.key.M, (long long)sh.key.N,
+                          (long long)sh.key.K, (long long)sh.key.batch, (int)st, cublasLtGetStatusName(st));
     }
-    return SISA_OK;
+    if (wide) {
+        cudaError_t e = cudaFreeAsync(wide, s->stream);
+        if (e != cudaSuccess && rs == SISA_OK)
+            rs = sisa_err(SISA_DEVICE_LOST, "MATMUL %s: cudaFreeAsync of the widened weight: cudaError_t %d: %s",
+                          node->name, (int)e, cudaGetErrorString(e));
+    }
+    return rs;
 }

@@ -11,7 +11,8 @@
  *   ROPE          s=BxTxHxD p0=0 base=10000
  *   ADD           s bs=shape of the second operand (broadcast), default s
  *   SCALE         s k=0.125
- *   MATMUL        A0=1 A1=1 M N K B0=1 B1=1  (b is B0xB1xNxK)
+ *   MATMUL        A0=1 A1=1 M N K B0=1 B1=1 bt=dtype  (b is B0xB1xNxK of dtype bt, default the case's:
+ *                 f32 a with bt=bf16/f16 is the model's f32 activations x 16-bit weights)
  *   SOFTMAX       s mask=none|causal
  *   ARGMAX        s special=0|1          (1: a tie in row 1, a NaN in row 2)
  *   SWIGLU        s
@@ -207,7 +208,7 @@ static sisa_status build_op(const conform_case *c, conform_built *b) {
         break;
     }
     case SISA_OP_MATMUL: {
-        static const char *const keys[] = {"A0", "A1", "M", "N", "K", "B0", "B1", "layout", NULL};
+        static const char *const keys[] = {"A0", "A1", "M", "N", "K", "B0", "B1", "bt", "layout", NULL};
         SISA_TRY(conform_case_check_keys(c, keys));
         INT(A0, "A0", 1, 1, 4096);
         INT(A1, "A1", 1, 1, 4096);
@@ -216,8 +217,10 @@ static sisa_status build_op(const conform_case *c, conform_built *b) {
         INT(K, "K", -1, 1, BIG);
         INT(B0, "B0", 1, 1, 4096);
         INT(B1, "B1", 1, 1, 4096);
+        sisa_dtype bt;
+        SISA_TRY(dtype_key(c, "bt", dt, &bt));
         sisa_tensor *a = conform_input_layout(b, "a", dt, (int64_t[4]){A0, A1, M, K}, layout, N01);
-        sisa_tensor *w = conform_input_layout(b, "b", dt, (int64_t[4]){B0, B1, N, K}, layout, N01);
+        sisa_tensor *w = conform_input_layout(b, "b", bt, (int64_t[4]){B0, B1, N, K}, layout, N01);
         out = sisa_matmul(g, a, w);
         b->flops = 2.0 * (double)(A0 * A1) * (double)M * (double)N * (double)K;
         break;

@@ -240,6 +240,13 @@ static void ops_cases(list *l) {
         add(l, true, "MATMUL %s M=512 N=2908 K=768", d);
         add(l, true, "MATMUL %s M=512 N=768 K=2908", d);
         add(l, true, "MATMUL %s M=17 N=50277 K=768", d);
+        if (f32) { /* f32 activations x 16-bit weights (the default compute of a bf16 checkpoint) */
+            add(l, false, "MATMUL f32 M=17 N=768 K=768 bt=bf16");
+            add(l, false, "MATMUL f32 M=2 N=97 K=768 bt=f16");
+            add(l, false, "MATMUL f32 A1=12 M=17 N=17 K=80 B1=12 bt=bf16");
+            add(l, false, "MATMUL f32 M=17 N=64 K=128 bt=bf16 layout=tperm");
+            add(l, true, "MATMUL f32 M=512 N=2908 K=768 bt=bf16");
+        }
 
         add(l, false, "SOFTMAX %s s=1x12x17x17 mask=causal", d);
         add(l, false, "SOFTMAX %s s=1x1x113x113 mask=causal", d);
