@@ -20,6 +20,9 @@ echo "== prefill, B=8, T=2048: engine (compute only; logits stay on the device),
 for m in sisa-152m-ds16 transformer-152m; do
   bench --config $m --dtype bf16 --compute bf16 --backend cuda --batch 8 --tokens 2048 --reps 5
 done
+echo "-- CUDA with f32 activations (the default --compute): bf16 weights widened for cuBLASLt, then the old tiled fallback"
+bench --config sisa-152m-ds16 --dtype bf16 --compute f32 --backend cuda --batch 8 --tokens 2048 --reps 3
+SISA_CUDA_NO_WIDEN=1 bench --config sisa-152m-ds16 --dtype bf16 --compute f32 --backend cuda --batch 8 --tokens 2048 --reps 1
 PYTHONUNBUFFERED=1 timeout 150 python3 tools/bench/torch_prefill.py --scale 152m --ds 16 0 --batch 8 --tokens 2048 2>&1 | tee "$OUT/torch.txt" | grep '^| [ST]'
 for be in vulkan opencl; do
   for act in bf16 f32; do
