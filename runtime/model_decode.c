@@ -69,6 +69,7 @@ enum { T_BUILD, T_PREPARE, T_RECORD, T_PATCH, T_INPUT, T_COMPUTE, T_READ, T_N };
 struct sisa_session {
     sisa_model *m;
     sisa_kvcache kv;
+    sisa_buffer *resid; /* the residual rows h and out of a step (pin_resid), or NULL */
     int batch, max_ctx, pos;
     float *last;   /* batch·V logits of the last position */
     bool has_last;
@@ -87,7 +88,28 @@ typedef struct dbuild {
     int64_t B, T, H, dh, ds, p0, Tk;
     int layer;
     step_graph *sg; /* non-NULL: record the position-dependent values */
+    sisa_buffer *resid; /* T == 1: the residual rows go here (pin_resid), or NULL */
 } dbuild;
+
+/* Bytes of one residual slot of the session's resid buffer: B rows of d_model f32, aligned. */
+static size_t resid_slot(int64_t B, int64_t d) { return ((size_t)(B * d) * 4 + 255) / 256 * 256; }
+
+/* A step's residual ADDs (h = x + o and out = h + down) write into slot 0 / 1 of the session's
+ * resid buffer instead of the arena. Same values; what changes is only where they live: outside
+ * the arena, no output of a step overlaps the memory of a temporary that died inside it, so a
+ * backend that computes a MATMUL and the ADD after it as one kernel (CUDA: SWIGLU + down GEMV +
+ * ADD, W_O GEMV + ADD) never has to refuse for overlap. Every layer reuses the two slots: all
+ * readers of layer l's h/out precede the node that overwrites it (they are its ancestors).
+ * SISA_DECODE_NO_RESID=1: in the arena as before. */
+static sisa_tensor *pin_resid(dbuild *b, sisa_tensor *t, int slot) {
+    if (!t || !b->resid || b->g->status != SISA_OK || !sisa_tensor_is_contiguous(t) ||
+        sisa_tensor_span_bytes(t) > resid_slot(b->B, b->m->cfg.d_model))
+        return t;
+    t->flags |= SISA_TENSOR_PARAM;
+    t->buffer = b->resid;
+    t->offset = (size_t)slot * resid_slot(b->B, b->m->cfg.d_model);
+    return t;
+}
 
 static void add_patch(dbuild *b, int kind, sisa_tensor *t, sisa_tensor *user, size_t base,
                       size_t stride) {
@@ -266,8 +288,16 @@ static sisa_tensor *block(dbuild *b, sisa_tensor *x) {
         const int64_t W = b->kv->wk;
         Q = named(b, sisa_augment(g, q, sisa_slice_row(g, sCB, 0, b->ds), W), "Qhat_pad");
         Knew = named(b, sisa_augment(g, k, sisa_slice_row(g, sCB, b->ds, b->ds), W), "Khat_pad");
-        /* g -> cache (1,T,B,H); gk = cached g over [0, Tk) as a strided view (1,B,H,Tk) */
-        cache_write(b, Gc, 1, sisa_permute(g, gd, 0, 3, 1, 2), "g_cache");
+        /* g -> cache (1,T,B,H); gk = cached g over [0, Tk) as a strided view (1,B,H,Tk). One
+         * new position: g (1,B,H,1) has the layout of a cache row, so SSM_DECAY writes it there
+         * itself (no CPY; SISA_DECODE_G_CPY=1 copies as for T > 1) */
+        if (b->T == 1 && gd && Gc && gd->dtype == Gc->dtype && sisa_tensor_is_contiguous(gd) &&
+            !getenv("SISA_DECODE_G_CPY")) {
+            sisa_kvcache_write_into(g, gd, Gc, (size_t)(b->p0 * Gc->stride[1]));
+            add_patch(b, PATCH_WRITE, gd, gd, Gc->offset, (size_t)Gc->stride[1]);
+        } else {
+            cache_write(b, Gc, 1, sisa_permute(g, gd, 0, 3, 1, 2), "g_cache");
+        }
         sisa_tensor *gk = sisa_permute(g, cache_rows(b, Gc, 1, 0, b->Tk), 0, 2, 3, 1);
         if (getenv("SISA_DECODE_GK_COPY")) gk = sisa_cpy(g, gk, SISA_F32);
         sp.gq = gd;
@@ -301,7 +331,7 @@ static sisa_tensor *block(dbuild *b, sisa_tensor *x) {
     sisa_tensor *y = named(b, sisa_sdpa(g, Q, Kall, Vall, &sp), "attn");
     add_patch(b, PATCH_SDPA, y, y, 0, 0);
     sisa_tensor *yc = sisa_reshape(g, y, 1, b->B, b->T, b->H * b->dh);
-    sisa_tensor *h = named(b, sisa_add(g, x, linear(b, yc, "W_O.weight", "o")), "h");
+    sisa_tensor *h = pin_resid(b, named(b, sisa_add(g, x, linear(b, yc, "W_O.weight", "o")), "h"), 0);
     sisa_tensor *xn2 = named(b, sisa_rms_norm(g, h, wleaf(b, "ffn_norm.weight"), eps), "xn2");
     static const char *const ffn_in[] = {"ffn.w_gate.weight", "ffn.w_up.weight"};
     int64_t frows[2];
@@ -316,7 +346,7 @@ static sisa_tensor *block(dbuild *b, sisa_tensor *x) {
     }
     sisa_tensor *down = linear(b, named(b, sisa_swiglu(g, gate, up), "swiglu"), "ffn.w_down.weight",
                                "down");
-    return named(b, sisa_add(g, h, down), "out");
+    return pin_resid(b, named(b, sisa_add(g, h, down), "out"), 1);
 }
 
 /* The graph for T new positions at p0 attending over Tk >= p0 + T keys; all_logits: every
@@ -328,7 +358,8 @@ static sisa_status build_chunk(sisa_session *s, int T, int64_t Tk, bool all_logi
     sisa_graph *g = sisa_graph_new();
     if (!g) return sisa_err(SISA_OUT_OF_MEMORY, "decode graph: out of host memory");
     dbuild b = {.m = m, .kv = &s->kv, .g = g, .B = s->batch, .T = T, .H = c->n_heads,
-                .dh = c->head_dim, .ds = c->d_ssm, .p0 = s->pos, .Tk = Tk, .layer = -1, .sg = sg};
+                .dh = c->head_dim, .ds = c->d_ssm, .p0 = s->pos, .Tk = Tk, .layer = -1, .sg = sg,
+                .resid = T == 1 ? s->resid : NULL};
     *tokens = sisa_graph_input(g, "tokens", SISA_I32, 1, 1, s->batch, T);
     sisa_tensor *E = sisa_model_weight_leaf(m, g, "embed.weight");
     sisa_tensor *x = sisa_tensor_set_name(sisa_embed(g, E, *tokens), "embed");
@@ -546,7 +577,13 @@ sisa_status sisa_session_new_batch(sisa_model *m, int n_seq, int max_ctx, sisa_s
     s->last = malloc((size_t)n_seq * (size_t)m->cfg.vocab_size * sizeof *s->last);
     sisa_status st = s->last ? SISA_OK : sisa_err(SISA_OUT_OF_MEMORY, "session: out of host memory");
     if (st == SISA_OK) st = sisa_kvcache_init(&s->kv, m, n_seq, s->max_ctx);
+    if (st == SISA_OK && !((e = getenv("SISA_DECODE_NO_RESID")) && e[0] && strcmp(e, "0") != 0)) {
+        st = sisa_buffer_alloc(m->dev, 2 * resid_slot(n_seq, m->cfg.d_model), &s->resid);
+        if (st != SISA_OK) st = sisa_err_prefix(st, "session: residual rows");
+    }
     if (st != SISA_OK) {
+        sisa_buffer_free(s->resid);
+        sisa_kvcache_free(&s->kv);
         free(s->last);
         free(s);
         return st;
@@ -564,6 +601,7 @@ void sisa_session_free(sisa_session *s) {
     print_timing(s);
     step_release(s);
     sisa_kvcache_free(&s->kv);
+    sisa_buffer_free(s->resid);
     free(s->last);
     free(s);
 }
