@@ -10,14 +10,28 @@
  * the operand contiguous along k and 16-byte aligned (VEC8), element by element otherwise. The
  * epilogue stages each accumulator tile in shared memory so edges, the destination dtype and the
  * rounding are handled by ordinary stores.
- * bf16 operands are converted to f16 on the way into shared memory: exact for |x| in
- * [2^-14, 65504] (f16 has more significand bits than bf16); smaller values keep fewer bits (f16
- * subnormals, zero below 2^-25); finite values beyond 65504 saturate to +-65504 (inf and NaN stay).
+ * The registers hold the operands' raw 16-bit words (f16 or bf16) while the current slice is
+ * multiplied; bf16 is converted to f16 only when the slice is stored to shared memory, so nothing
+ * waits for the global loads before the products (converting right after the load made every
+ * slice wait for its loads). The conversion: exact for |x| in [2^-14, 65504] (f16 has more
+ * significand bits than bf16); smaller values keep fewer bits (f16 subnormals, zero below
+ * 2^-25); finite values beyond 65504 saturate to +-65504 (inf and NaN stay).
+ *
+ * CM_EMULATE (the matmul_coopmat.emu* variants; SISA_VK_COOPMAT=emulate): the same kernel with the
+ * matrix-unit operations replaced by plain shared-memory arithmetic, so implementations without
+ * cooperative matrices (lavapipe, CI) run every line of the tiling, the register prefetch, the
+ * conversion and the epilogue. A "subgroup" is then 32 consecutive invocations (the host plans
+ * with 32), TM = TN = TK = 16; an A/B fragment is its offset in shared memory (the slice does not
+ * change between the load and the product: barriers), the product reads As/Bs as fp32 (f16 x f16
+ * products are exact there) and sums over k in order; accumulator element idx = r*TN + c lives in
+ * lane idx % 32, slot idx / 32.
  */
+#ifndef CM_EMULATE
 #extension GL_NV_cooperative_matrix : require
 #extension GL_KHR_memory_scope_semantics : require
-#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
 #extension GL_KHR_shader_subgroup_basic : require
+#endif
+#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
 #define DST_BINDING 6
 #include "common.glsl"
 layout(local_size_x_id = 10) in;
@@ -31,10 +45,18 @@ layout(constant_id = 17) const uint TN = 16;
 layout(constant_id = 18) const uint TK = 16;
 layout(constant_id = 19) const uint A_VEC8 = 0;
 layout(constant_id = 20) const uint B_VEC8 = 0;
+layout(constant_id = 21) const uint STAGES = 1; /* shared slices: 1 (two barriers per slice) or 2 (one) */
 const uint BKP = BK + 8u;          /* padded row of a shared slice */
 const uint NWN = BN / WN;          /* subgroups along n */
 const uint FM = WM / TM, FN = WN / TN;
 const uint CHUNKS_A = BM * BK / 8u, CHUNKS_B = BN * BK / 8u;
+const uint WGS = gl_WorkGroupSize.x;
+/* register slots per invocation for one slice of a / of b (chunk c = l + x * WGS); the arrays
+ * have the compile-time size MAXS (loops over them unroll in glslc, so every index is a
+ * constant and they stay in registers) and the host keeps SLOTS_A, SLOTS_B <= MAXS */
+const uint SLOTS_A = (CHUNKS_A + WGS - 1u) / WGS, SLOTS_B = (CHUNKS_B + WGS - 1u) / WGS;
+#define MAXS 8u
+uvec4 ra[MAXS], rb[MAXS];
 
 layout(binding = 0, std430) readonly buffer S0 { uint ab[]; };
 layout(binding = 0, std430) readonly buffer S0v { uvec4 ab4[]; };
@@ -48,9 +70,52 @@ layout(push_constant) uniform PC {
     uint batch0, m0, n0, m_end, n_end;
 } pc;
 
-shared float16_t As[BM * BKP];
-shared float16_t Bs[BN * BKP];
+shared float16_t As[STAGES * BM * BKP];
+shared float16_t Bs[STAGES * BN * BKP];
 shared float Cs[(BM / WM) * (BN / WN) * TM * TN];
+
+#ifdef CM_EMULATE
+#define CM_SG 32u
+#define CM_SGID (gl_LocalInvocationID.x / CM_SG)
+#define CM_LANE (gl_LocalInvocationID.x % CM_SG)
+struct cm_acc { float v[8]; }; /* TM * TN / CM_SG */
+#define CM_ACC cm_acc
+#define CM_FRAG_A uint
+#define CM_FRAG_B uint
+cm_acc cm_zero() {
+    cm_acc c;
+    [[unroll]] for (uint e = 0u; e < 8u; e++) c.v[e] = 0.0;
+    return c;
+}
+#define CM_LOAD_A(f, off) f = (off)
+#define CM_LOAD_B(f, off) f = (off)
+cm_acc cm_mma(uint ao, uint bo, cm_acc c) {
+    [[unroll]] for (uint e = 0u; e < 8u; e++) {
+        uint idx = CM_LANE + e * CM_SG, r = idx / TN, col = idx % TN;
+        float s = c.v[e];
+        for (uint k = 0u; k < TK; k++) s += float(As[ao + r * BKP + k]) * float(Bs[bo + col * BKP + k]);
+        c.v[e] = s;
+    }
+    return c;
+}
+void cm_store(cm_acc c, uint base) {
+    [[unroll]] for (uint e = 0u; e < 8u; e++) Cs[base + CM_LANE + e * CM_SG] = c.v[e];
+}
+#define CM_SYNC() memoryBarrierShared(); barrier()
+#else
+#define CM_SG gl_SubgroupSize
+#define CM_SGID gl_SubgroupID
+#define CM_LANE gl_SubgroupInvocationID
+#define CM_ACC fcoopmatNV<32, gl_ScopeSubgroup, TM, TN>
+#define CM_FRAG_A fcoopmatNV<16, gl_ScopeSubgroup, TM, TK>
+#define CM_FRAG_B fcoopmatNV<16, gl_ScopeSubgroup, TK, TN>
+#define cm_zero() CM_ACC(0.0)
+#define CM_LOAD_A(f, off) coopMatLoadNV(f, As, off, BKP, false)
+#define CM_LOAD_B(f, off) coopMatLoadNV(f, Bs, off, BKP, true)
+#define cm_mma(a, b, c) coopMatMulAddNV(a, b, c)
+#define cm_store(c, base) coopMatStoreNV(c, Cs, base, TN, false)
+#define CM_SYNC() subgroupMemoryBarrierShared(); subgroupBarrier()
+#endif
 
 /* two values as an f16 pair, finite values beyond the f16 range saturated */
 uint pack_sat(vec2 f) {
@@ -68,24 +133,26 @@ uvec4 bf16x8_to_f16(uvec4 w) {
     return o;
 }
 
-/* 8 consecutive k of one row of an operand, packed as 4 words of f16 pairs */
+/* the raw 16-bit word of element e (relative to the binding) */
+uint raw16(bool isA, uint e) {
+    uint w = isA ? ab[e >> 1] : bb[e >> 1];
+    return (e & 1u) != 0u ? (w >> 16) : (w & 0xffffu);
+}
+
+/* 8 consecutive k of one row of an operand as 4 words of raw 16-bit pairs (the operand's dtype);
+ * zero beyond the row end and beyond K */
 uvec4 fetch8(bool isA, uint base, uint row, uint row_end, uint k, uint s2, uint s3) {
     if (row >= row_end) return uvec4(0u);
     uint e = base + row * s2 + k * s3;
-    if (k + 8u <= pc.K && (isA ? A_VEC8 : B_VEC8) != 0u) {
-        uvec4 w = isA ? ab4[e >> 3] : bb4[e >> 3];
-        return (isA ? S0_DT : S1_DT) == DT_BF16 ? bf16x8_to_f16(w) : w;
-    }
-    float v[8];
-    [[unroll]] for (uint x = 0u; x < 8u; x++) {
-        v[x] = 0.0;
-        if (k + x < pc.K) v[x] = isA ? LOADF(ab, S0_DT, e + x * s3) : LOADF(bb, S1_DT, e + x * s3);
-    }
-    return uvec4(pack_sat(vec2(v[0], v[1])), pack_sat(vec2(v[2], v[3])), pack_sat(vec2(v[4], v[5])),
-                 pack_sat(vec2(v[6], v[7])));
+    if (k + 8u <= pc.K && (isA ? A_VEC8 : B_VEC8) != 0u) return isA ? ab4[e >> 3] : bb4[e >> 3];
+    uint h[8];
+    [[unroll]] for (uint x = 0u; x < 8u; x++) h[x] = k + x < pc.K ? raw16(isA, e + x * s3) : 0u;
+    return uvec4(h[0] | (h[1] << 16), h[2] | (h[3] << 16), h[4] | (h[5] << 16), h[6] | (h[7] << 16));
 }
 
+/* raw words -> f16 (bf16 converted here, after the products that overlapped the loads) -> shared */
 void put8(bool isA, uint idx, uvec4 w) {
+    if ((isA ? S0_DT : S1_DT) == DT_BF16) w = bf16x8_to_f16(w);
     [[unroll]] for (uint x = 0u; x < 4u; x++) {
         f16vec2 h = unpackFloat2x16(w[x]);
         if (isA) { As[idx + 2u * x] = h.x; As[idx + 2u * x + 1u] = h.y; }
@@ -93,67 +160,89 @@ void put8(bool isA, uint idx, uvec4 w) {
     }
 }
 
+/* chunk c of a slice: row c / (BK/8), k offset (c % (BK/8)) * 8; invocation l holds chunks
+ * l + x * WGS. The slice at k0 (nothing at or beyond K) into registers: */
+void fetch_slices(uint k0, uint l, uint abase, uint bbase, uint tile_m, uint tile_n) {
+    [[unroll]] for (uint x = 0u; x < MAXS; x++) {
+        uint c = l + x * WGS;
+        if (x < SLOTS_A && k0 < pc.K) ra[x] = c < CHUNKS_A ? fetch8(true, abase, tile_m + c / (BK / 8u), pc.m_end, k0 + (c % (BK / 8u)) * 8u, pc.a_s2, pc.a_s3) : uvec4(0u);
+    }
+    [[unroll]] for (uint x = 0u; x < MAXS; x++) {
+        uint c = l + x * WGS;
+        if (x < SLOTS_B && k0 < pc.K) rb[x] = c < CHUNKS_B ? fetch8(false, bbase, tile_n + c / (BK / 8u), pc.n_end, k0 + (c % (BK / 8u)) * 8u, pc.b_s2, pc.b_s3) : uvec4(0u);
+    }
+}
+
+/* the registers into shared stage st */
+void put_slices(uint st, uint l) {
+    [[unroll]] for (uint x = 0u; x < MAXS; x++) {
+        uint c = l + x * WGS;
+        if (x < SLOTS_A && c < CHUNKS_A) put8(true, st * BM * BKP + (c / (BK / 8u)) * BKP + (c % (BK / 8u)) * 8u, ra[x]);
+    }
+    [[unroll]] for (uint x = 0u; x < MAXS; x++) {
+        uint c = l + x * WGS;
+        if (x < SLOTS_B && c < CHUNKS_B) put8(false, st * BN * BKP + (c / (BK / 8u)) * BKP + (c % (BK / 8u)) * 8u, rb[x]);
+    }
+}
+
 void main() {
-    uint l = gl_LocalInvocationID.x, WG = gl_WorkGroupSize.x;
+    uint l = gl_LocalInvocationID.x;
     uint batch = pc.batch0 + gl_WorkGroupID.z, p = batch / pc.A1, q = batch % pc.A1;
     uint tile_m = pc.m0 + gl_WorkGroupID.y * BM, tile_n = pc.n0 + gl_WorkGroupID.x * BN;
     uint abase = pc.a_base + p * pc.a_s0 + q * pc.a_s1;
     uint bbase = pc.b_base + p * pc.b_s0 + q * pc.b_s1;
-    uint sg = gl_SubgroupID, wm = sg / NWN, wn = sg % NWN;
+    uint sg = CM_SGID, wm = sg / NWN, wn = sg % NWN;
 
-    fcoopmatNV<32, gl_ScopeSubgroup, TM, TN> acc[FM * FN];
-    [[unroll]] for (uint x = 0u; x < FM * FN; x++) acc[x] = fcoopmatNV<32, gl_ScopeSubgroup, TM, TN>(0.0);
+    CM_ACC acc[FM * FN];
+    [[unroll]] for (uint x = 0u; x < FM * FN; x++) acc[x] = cm_zero();
 
-    /* chunk c of a slice: row c / (BK/8), k offset (c % (BK/8)) * 8; the host keeps
-     * CHUNKS_A and CHUNKS_B <= 4 * WG so four register slots hold a slice */
-    uvec4 ra[4], rb[4];
-    [[unroll]] for (uint x = 0u; x < 4u; x++) {
-        uint c = l + x * WG;
-        ra[x] = c < CHUNKS_A ? fetch8(true, abase, tile_m + c / (BK / 8u), pc.m_end, (c % (BK / 8u)) * 8u, pc.a_s2, pc.a_s3) : uvec4(0u);
-        rb[x] = c < CHUNKS_B ? fetch8(false, bbase, tile_n + c / (BK / 8u), pc.n_end, (c % (BK / 8u)) * 8u, pc.b_s2, pc.b_s3) : uvec4(0u);
+    fetch_slices(0u, l, abase, bbase, tile_m, tile_n);
+    /* STAGES = 1: store the slice, barrier, fetch the next into registers, multiply, barrier.
+     * STAGES = 2: the slice in stage s is multiplied while the registers (fetched one slice
+     * earlier) go to stage s^1 and the slice after that is fetched; one barrier per slice. */
+    if (STAGES == 2u) {
+        put_slices(0u, l);
+        fetch_slices(BK, l, abase, bbase, tile_m, tile_n);
+        barrier();
     }
+    uint st = 0u;
     for (uint k0 = 0u; k0 < pc.K; k0 += BK) {
-        barrier();
-        [[unroll]] for (uint x = 0u; x < 4u; x++) {
-            uint c = l + x * WG;
-            if (c < CHUNKS_A) put8(true, (c / (BK / 8u)) * BKP + (c % (BK / 8u)) * 8u, ra[x]);
-            if (c < CHUNKS_B) put8(false, (c / (BK / 8u)) * BKP + (c % (BK / 8u)) * 8u, rb[x]);
+        if (STAGES == 1u) {
+            barrier();
+            put_slices(0u, l);
+            barrier();
+            fetch_slices(k0 + BK, l, abase, bbase, tile_m, tile_n);
         }
-        barrier();
-        uint kn = k0 + BK;
-        if (kn < pc.K) {
-            [[unroll]] for (uint x = 0u; x < 4u; x++) {
-                uint c = l + x * WG;
-                ra[x] = c < CHUNKS_A ? fetch8(true, abase, tile_m + c / (BK / 8u), pc.m_end, kn + (c % (BK / 8u)) * 8u, pc.a_s2, pc.a_s3) : uvec4(0u);
-                rb[x] = c < CHUNKS_B ? fetch8(false, bbase, tile_n + c / (BK / 8u), pc.n_end, kn + (c % (BK / 8u)) * 8u, pc.b_s2, pc.b_s3) : uvec4(0u);
-            }
-        }
+        uint so_a = st * BM * BKP, so_b = st * BN * BKP;
         [[unroll]] for (uint kk = 0u; kk < BK; kk += TK) {
-            fcoopmatNV<16, gl_ScopeSubgroup, TM, TK> af[FM];
-            fcoopmatNV<16, gl_ScopeSubgroup, TK, TN> bf[FN];
-            [[unroll]] for (uint i = 0u; i < FM; i++)
-                coopMatLoadNV(af[i], As, (wm * WM + i * TM) * BKP + kk, BKP, false);
-            [[unroll]] for (uint j = 0u; j < FN; j++)
-                coopMatLoadNV(bf[j], Bs, (wn * WN + j * TN) * BKP + kk, BKP, true);
+            CM_FRAG_A af[FM];
+            CM_FRAG_B bf[FN];
+            [[unroll]] for (uint i = 0u; i < FM; i++) CM_LOAD_A(af[i], so_a + (wm * WM + i * TM) * BKP + kk);
+            [[unroll]] for (uint j = 0u; j < FN; j++) CM_LOAD_B(bf[j], so_b + (wn * WN + j * TN) * BKP + kk);
             [[unroll]] for (uint i = 0u; i < FM; i++)
                 [[unroll]] for (uint j = 0u; j < FN; j++)
-                    acc[i * FN + j] = coopMatMulAddNV(af[i], bf[j], acc[i * FN + j]);
+                    acc[i * FN + j] = cm_mma(af[i], bf[j], acc[i * FN + j]);
+        }
+        if (STAGES == 2u) {
+            st ^= 1u;
+            if (k0 + BK < pc.K) put_slices(st, l);
+            fetch_slices(k0 + 2u * BK, l, abase, bbase, tile_m, tile_n);
+            barrier();
         }
     }
 
     uint cbase = sg * TM * TN;
     [[unroll]] for (uint i = 0u; i < FM; i++) {
         [[unroll]] for (uint j = 0u; j < FN; j++) {
-            coopMatStoreNV(acc[i * FN + j], Cs, cbase, TN, false);
-            subgroupMemoryBarrierShared();
-            subgroupBarrier();
+            cm_store(acc[i * FN + j], cbase);
+            CM_SYNC();
             uint r0 = tile_m + wm * WM + i * TM, c0 = tile_n + wn * WN + j * TN;
-            for (uint e = gl_SubgroupInvocationID; e < TM * TN; e += gl_SubgroupSize) {
+            for (uint e = CM_LANE; e < TM * TN; e += CM_SG) {
                 uint row = r0 + e / TN, col = c0 + e % TN;
                 if (row < pc.m_end && col < pc.n_end)
                     D_STORE(pc.d_base + (batch * pc.M + row) * pc.N + col, Cs[cbase + e]);
             }
-            subgroupBarrier();
+            CM_SYNC();
         }
     }
 }

@@ -49,6 +49,20 @@ const char *sc_kernel_name(sc_kernel k) {
     return (unsigned)k < sizeof names / sizeof names[0] ? names[k] : "?";
 }
 
+/* SISA_CUDA_PDL=1 on a device of compute capability >= 9.0: the own kernels are launched as
+ * programmatic dependents (sc_common.cuh). Read per launch: tests switch it between models. */
+int sc_pdl_on(void) {
+    const char *e = getenv("SISA_CUDA_PDL");
+    if (!e || !e[0] || strcmp(e, "0") == 0) return 0;
+    int dev = 0, major = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) {
+        cudaGetLastError();
+        return 0;
+    }
+    return major >= 9;
+}
+
 /* ---- engine node -> kernel node ---- */
 
 static void *dev_addr(const sisa_tensor *t) {
@@ -291,6 +305,7 @@ static void stream_free(sisa_stream *st) {
     if (s) {
         cudaSetDevice(s->dev->ordinal);
         cudaStreamSynchronize(s->stream);
+        sc_prof_free(s);
         cudaFree(s->workspace);
         cudaStreamDestroy(s->stream);
         free(s);
@@ -326,47 +341,65 @@ static cudaError_t launch(sc_stream *s, sc_kernel k, const sc_node *n) {
     }
 }
 
+static sisa_status compute_node(sc_stream *s, sisa_graph *g, int i, int first, const char **kind);
+
 static sisa_status stream_compute(sisa_stream *st, sisa_graph *g, int first, int last) {
     sc_stream *s = st->ctx;
     SISA_TRY(set_device(s->dev));
+    const bool prof = sc_prof_on(s);
+    if (prof) sc_prof_graph(s, g, first);
     for (int i = first; i < last; i++) {
         sisa_tensor *node = g->nodes[i];
         if (node->op == SISA_OP_VIEW || node->op == SISA_OP_NONE) continue;
-        sisa_status fs;
-        if (sc_fuse_node(s, g, i, first, &fs)) { /* SSM_CHANNELS+AUGMENT (cuda_fuse.c) */
-            if (fs != SISA_OK) return node_fail(fs, node, i, SC_K_SSM_CHANNELS);
-            continue;
-        }
-        sisa_status gs;
-        if (sc_gemv_fuse_node(s, g, i, &gs)) { /* GEMV + RMS_NORM/SWIGLU/ADD (cuda_fuse_gemv.c) */
-            if (gs != SISA_OK) return node_fail(gs, node, i, SC_K_GEMV);
-            continue;
-        }
-        char reason[SISA_REASON_LEN] = "";
-        sc_kernel k = sc_select(s->dev, node, reason);
-        if (k == SC_K_NONE)
-            return node_fail(sisa_err(SISA_UNSUPPORTED, "%s", reason), node, i, k);
-        sc_node n;
-        if (!sc_node_from(node, &n, reason))
-            return node_fail(sisa_err(SISA_UNSUPPORTED, "%s", reason), node, i, k);
-        if (node->op == SISA_OP_MATMUL || node->op == SISA_OP_SDPA) {
-            /* SISA_CUDA_TRACE=1: name the path each SDPA/MATMUL node takes when it changes */
-            if (getenv("SISA_CUDA_TRACE") && strcmp(s->last_path, sc_kernel_name(k)) != 0)
-                fprintf(stderr, "cuda: %s '%s' -> %s\n", sisa_op_name(node->op), node->name,
-                        sc_kernel_name(k));
-            snprintf(s->last_path, sizeof s->last_path, "%s", sc_kernel_name(k));
-        }
-        sisa_status rs = SISA_OK;
-        if (k == SC_K_MATMUL_LT)
-            rs = sc_matmul_lt_run(s, node, &n);
-        else if (k == SC_K_SDPA_CUDNN)
-            rs = sc_cudnn_sdpa_run(s, node, &n);
-        else {
-            cudaError_t e = launch(s, k, &n);
-            if (e != cudaSuccess) rs = sc_cuda_err(e, "kernel launch");
-        }
-        if (rs != SISA_OK) return node_fail(rs, node, i, k);
+        const char *kind = "";
+        if (prof) sc_prof_start(s);
+        SISA_TRY(compute_node(s, g, i, first, &kind));
+        if (prof) sc_prof_stop(s, node, kind);
     }
+    return SISA_OK;
+}
+
+/* Launch node i (or the fused kernel that covers it, or nothing when one already did);
+ * *kind names what ran (profiling). */
+static sisa_status compute_node(sc_stream *s, sisa_graph *g, int i, int first, const char **kind) {
+    sisa_tensor *node = g->nodes[i];
+    const bool covered = node == s->gemv_skip[0] || node == s->gemv_skip[1] || node == s->fuse_skip[0] ||
+                         node == s->fuse_skip[1]; /* by a fused kernel already launched */
+    sisa_status fs;
+    if (sc_fuse_node(s, g, i, first, &fs)) { /* SSM_CHANNELS+AUGMENT (cuda_fuse.c) */
+        *kind = covered ? "(in-fused)" : "fused-ssm-augment";
+        return fs != SISA_OK ? node_fail(fs, node, i, SC_K_SSM_CHANNELS) : SISA_OK;
+    }
+    sisa_status gs;
+    if (sc_gemv_fuse_node(s, g, i, &gs)) { /* GEMV + RMS_NORM/SWIGLU/ADD (cuda_fuse_gemv.c) */
+        *kind = covered ? "(in-fused)" : "fused-gemv";
+        return gs != SISA_OK ? node_fail(gs, node, i, SC_K_GEMV) : SISA_OK;
+    }
+    char reason[SISA_REASON_LEN] = "";
+    sc_kernel k = sc_select(s->dev, node, reason);
+    if (k == SC_K_NONE)
+        return node_fail(sisa_err(SISA_UNSUPPORTED, "%s", reason), node, i, k);
+    sc_node n;
+    if (!sc_node_from(node, &n, reason))
+        return node_fail(sisa_err(SISA_UNSUPPORTED, "%s", reason), node, i, k);
+    if (node->op == SISA_OP_MATMUL || node->op == SISA_OP_SDPA) {
+        /* SISA_CUDA_TRACE=1: name the path each SDPA/MATMUL node takes when it changes */
+        if (getenv("SISA_CUDA_TRACE") && strcmp(s->last_path, sc_kernel_name(k)) != 0)
+            fprintf(stderr, "cuda: %s '%s' -> %s\n", sisa_op_name(node->op), node->name,
+                    sc_kernel_name(k));
+        snprintf(s->last_path, sizeof s->last_path, "%s", sc_kernel_name(k));
+    }
+    *kind = sc_kernel_name(k);
+    sisa_status rs = SISA_OK;
+    if (k == SC_K_MATMUL_LT)
+        rs = sc_matmul_lt_run(s, node, &n);
+    else if (k == SC_K_SDPA_CUDNN)
+        rs = sc_cudnn_sdpa_run(s, node, &n);
+    else {
+        cudaError_t e = launch(s, k, &n);
+        if (e != cudaSuccess) rs = sc_cuda_err(e, "kernel launch");
+    }
+    if (rs != SISA_OK) return node_fail(rs, node, i, k);
     return SISA_OK;
 }
 

@@ -56,8 +56,10 @@ static void rec_free(sc_recording *r) {
 static cudaError_t capture_tail(cudaStream_t st, cudaGraphNode_t *tail, size_t *n) {
     enum cudaStreamCaptureStatus cs;
     const cudaGraphNode_t *deps = NULL;
+    const cudaGraphEdgeData *edges = NULL; /* asked for: programmatic edges (SISA_CUDA_PDL) are
+                                             not default, and a query without it is "lossy" */
     size_t nd = 0;
-    cudaError_t e = cudaStreamGetCaptureInfo(st, &cs, NULL, NULL, &deps, NULL, &nd);
+    cudaError_t e = cudaStreamGetCaptureInfo(st, &cs, NULL, NULL, &deps, &edges, &nd);
     if (e != cudaSuccess) return e;
     if (cs != cudaStreamCaptureStatusActive) return cudaErrorStreamCaptureInvalidated;
     *n = nd;
@@ -76,10 +78,30 @@ static void collect(rec_node *rn, cudaGraphNode_t before, cudaGraphNode_t after)
         }
         chain[n++] = x;
         size_t nd = 0;
-        if (cudaGraphNodeGetDependencies(x, NULL, NULL, &nd) != cudaSuccess || nd != 1) break;
         cudaGraphNode_t dep;
-        if (cudaGraphNodeGetDependencies(x, &dep, NULL, &nd) != cudaSuccess) break;
+        cudaGraphEdgeData edge; /* see capture_tail */
+        if (cudaGraphNodeGetDependencies(x, NULL, NULL, &nd) != cudaSuccess || nd != 1 ||
+            cudaGraphNodeGetDependencies(x, &dep, &edge, &nd) != cudaSuccess) {
+            cudaGetLastError();
+            if (nd != 0) { /* the chain could not be followed back to `before`: not updatable */
+                rn->overflow = true;
+                return;
+            }
+            break; /* the first node of the capture */
+        }
         x = dep;
+    }
+    if (before && n > 0 && !rn->overflow) {
+        /* the walk must have stopped at `before` (a chain); else the nodes are unknown */
+        size_t nd = 0;
+        cudaGraphNode_t dep;
+        cudaGraphEdgeData edge;
+        if (cudaGraphNodeGetDependencies(chain[n - 1], NULL, NULL, &nd) != cudaSuccess || nd != 1 ||
+            cudaGraphNodeGetDependencies(chain[n - 1], &dep, &edge, &nd) != cudaSuccess || dep != before) {
+            cudaGetLastError();
+            rn->overflow = true;
+            return;
+        }
     }
     for (int i = n - 1; i >= 0; i--) { /* launch order */
         enum cudaGraphNodeType t = cudaGraphNodeTypeEmpty;
@@ -111,6 +133,30 @@ static void collect(rec_node *rn, cudaGraphNode_t before, cudaGraphNode_t after)
     }
 }
 
+/* How many kernel (and other) nodes a recording holds: the launches per replay. */
+static void count_nodes(sc_stream *s, const sc_recording *r, int first, int last) {
+    size_t n = 0;
+    if (cudaGraphGetNodes(r->graph, NULL, &n) != cudaSuccess) {
+        cudaGetLastError();
+        return;
+    }
+    cudaGraphNode_t *nodes = malloc((n ? n : 1) * sizeof *nodes);
+    int kernels = 0, other = 0;
+    if (nodes && cudaGraphGetNodes(r->graph, nodes, &n) == cudaSuccess) {
+        for (size_t i = 0; i < n; i++) {
+            enum cudaGraphNodeType t = cudaGraphNodeTypeEmpty;
+            if (cudaGraphNodeGetType(nodes[i], &t) == cudaSuccess && t == cudaGraphNodeTypeKernel) kernels++;
+            else other++;
+        }
+    }
+    cudaGetLastError();
+    free(nodes);
+    sc_prof_recorded(s, kernels, other);
+    if (getenv("SISA_CUDA_TRACE"))
+        fprintf(stderr, "cuda: recorded nodes [%d, %d) as a CUDA graph of %d kernel nodes, %d other "
+                        "nodes%s\n", first, last, kernels, other, sc_pdl_on() ? " (programmatic launches)" : "");
+}
+
 sisa_status sc_graph_record(sisa_stream *st, sisa_graph *g, int first, int last, void **out) {
     *out = NULL;
     const char *off = getenv("SISA_CUDA_NO_GRAPH");
@@ -131,6 +177,7 @@ sisa_status sc_graph_record(sisa_stream *st, sisa_graph *g, int first, int last,
         return sisa_err_prefix(sc_cuda_err(e, "cudaStreamBeginCapture"), "backend 'cuda' recording");
     }
     sisa_status rs = SISA_OK;
+    s->capturing = true;
     for (int i = first; i < last && rs == SISA_OK; i++) {
         cudaGraphNode_t before = NULL, after = NULL;
         size_t nb = 0, na = 0;
@@ -141,6 +188,7 @@ sisa_status sc_graph_record(sisa_stream *st, sisa_graph *g, int first, int last,
         if (rs == SISA_OK && na > 1) r->nodes[i - first].overflow = true; /* not a chain */
         else if (rs == SISA_OK && after != before) collect(&r->nodes[i - first], before, after);
     }
+    s->capturing = false;
     cudaGraph_t graph = NULL;
     e = cudaStreamEndCapture(s->stream, &graph);
     r->graph = graph;
@@ -155,6 +203,7 @@ sisa_status sc_graph_record(sisa_stream *st, sisa_graph *g, int first, int last,
         return sisa_err_prefix(rs, "backend 'cuda': recording nodes [%d, %d) as a CUDA graph", first,
                                last);
     }
+    if (getenv("SISA_CUDA_TRACE") || sc_prof_on(s)) count_nodes(s, r, first, last);
     *out = r;
     return SISA_OK;
 }
@@ -194,7 +243,10 @@ sisa_status sc_graph_update(sisa_stream *st, void *rec, sisa_graph *g, int i) {
 sisa_status sc_graph_replay(sisa_stream *st, void *rec) {
     sc_stream *s = st->ctx;
     sc_recording *r = rec;
+    const bool prof = sc_prof_on(s);
+    if (prof) sc_prof_replay(s, true);
     cudaError_t e = cudaGraphLaunch(r->exec, s->stream);
+    if (prof && e == cudaSuccess) sc_prof_replay(s, false);
     return e == cudaSuccess ? SISA_OK
                             : sisa_err_prefix(sc_cuda_err(e, "cudaGraphLaunch"), "backend 'cuda' replay");
 }

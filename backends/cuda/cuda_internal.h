@@ -36,6 +36,8 @@ typedef struct sc_stream {
     char last_path[64]; /* which kernel the last SDPA/MATMUL node ran (bench/test reporting) */
     const sisa_tensor *gemv_skip[2]; /* nodes a fused GEMV already computed (cuda_fuse_gemv.c) */
     const sisa_tensor *fuse_skip[2]; /* AUGMENT nodes a fused kernel already computed (cuda_fuse.c) */
+    bool capturing;                  /* inside sc_graph_record's stream capture */
+    struct sc_prof *prof;            /* SISA_CUDA_PROFILE tables (cuda_profile.c), or NULL */
 } sc_stream;
 
 /* Kernel choice for a node: what supports_op reports and what graph_compute launches. */
@@ -95,6 +97,18 @@ sisa_status sc_graph_record(sisa_stream *st, sisa_graph *g, int first, int last,
 sisa_status sc_graph_update(sisa_stream *st, void *rec, sisa_graph *g, int node);
 sisa_status sc_graph_replay(sisa_stream *st, void *rec);
 void sc_graph_release(sisa_stream *st, void *rec);
+
+/* cuda_profile.c: per-node device times (SISA_CUDA_PROFILE=1; printed by sc_prof_free).
+ * sc_prof_on: profiling asked for and not capturing. graph_compute calls sc_prof_graph once per
+ * call, sc_prof_start / sc_prof_stop around each node (stop waits for the device); replays call
+ * sc_prof_replay before (true) and after (false) the launch. */
+bool sc_prof_on(const sc_stream *s);
+void sc_prof_graph(sc_stream *s, const sisa_graph *g, int first);
+void sc_prof_start(sc_stream *s);
+void sc_prof_stop(sc_stream *s, const sisa_tensor *node, const char *kind);
+void sc_prof_replay(sc_stream *s, bool before);
+void sc_prof_recorded(sc_stream *s, int kernels, int other);
+void sc_prof_free(sc_stream *s);
 
 /* Error helpers: messages name the backend, the node and the native code. */
 sisa_status sc_cuda_err(cudaError_t e, const char *what);

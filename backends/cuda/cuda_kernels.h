@@ -45,6 +45,10 @@ typedef struct sc_node {
     int32_t ip[8];
 } sc_node;
 
+/* cuda_backend.c: launch the own kernels as programmatic dependents (SISA_CUDA_PDL=1, sm_90+;
+ * sc_common.cuh's sc_launch and sc_pdl_wait). 0 = plain stream order. */
+int sc_pdl_on(void);
+
 /* elementwise.cu: CPY, ADD, SCALE, SWIGLU, AUGMENT, EMBED */
 cudaError_t sc_launch_elementwise(const sc_node *n, cudaStream_t s);
 /* norm.cu: RMS_NORM */

@@ -33,6 +33,7 @@ __device__ __forceinline__ int64_t da_visible(const sc_node &n, int64_t i, int64
  * key half t/64 when Dv <= 64, else all keys; the halves meet in shared memory. Every load in a
  * thread's loop is independent of the others, so they are in flight together. */
 __global__ void __launch_bounds__(DA_THREADS) k_da_partial(sc_node n, float *ws, int S) {
+    sc_pdl_wait();
     const sc_tensor &Q = n.src[0], &K = n.src[1], &V = n.src[2], &gq = n.src[3], &gk = n.src[4];
     const int64_t H = Q.ne[1], Tq = Q.ne[2], D = Q.ne[3], Tk = K.ne[2], Dv = V.ne[3];
     const int64_t bhq = blockIdx.x, i = bhq % Tq, bh = bhq / Tq, h = bh % H, b = bh / H;
@@ -133,6 +134,7 @@ __global__ void __launch_bounds__(DA_THREADS) k_da_partial(sc_node n, float *ws,
 }
 
 __global__ void __launch_bounds__(DA_THREADS) k_da_combine(sc_node n, const float *ws, int S) {
+    sc_pdl_wait();
     const sc_tensor &Q = n.src[0], &K = n.src[1], &V = n.src[2], &d = n.dst;
     const int64_t H = Q.ne[1], Tq = Q.ne[2], Tk = K.ne[2], Dv = V.ne[3];
     const int64_t bhq = blockIdx.x, i = bhq % Tq, bh = bhq / Tq, h = bh % H, b = bh / H;
@@ -173,9 +175,7 @@ extern "C" cudaError_t sc_launch_decode_attn(const sc_node *n, void *workspace, 
     const int64_t bhq = n->src[0].ne[0] * n->src[0].ne[1] * n->src[0].ne[2];
     const int S = da_chunks(n);
     if (bhq == 0) return cudaSuccess;
-    k_da_partial<<<dim3((unsigned)bhq, (unsigned)S), DA_THREADS, 0, s>>>(*n, (float *)workspace, S);
-    cudaError_t e = cudaGetLastError();
-    if (e != cudaSuccess) return e;
-    k_da_combine<<<(unsigned)bhq, DA_THREADS, 0, s>>>(*n, (const float *)workspace, S);
-    return cudaGetLastError();
+    cudaError_t e = sc_launch(k_da_partial, dim3((unsigned)bhq, (unsigned)S), dim3(DA_THREADS), 0, s, *n, (float *)workspace, S);
+    if (e == cudaSuccess) e = sc_launch(k_da_combine, dim3((unsigned)bhq), dim3(DA_THREADS), 0, s, *n, (const float *)workspace, S);
+    return e;
 }

@@ -17,6 +17,7 @@ enum { OP_CPY = SC_OP_CPY, OP_EMBED = SC_OP_EMBED, OP_ADD = SC_OP_ADD, OP_SCALE 
  * one store — no 64-bit divisions per element (they cost more than the memory traffic). */
 template <int OP>
 __global__ void k_elementwise(sc_node n, int64_t rows) {
+    sc_pdl_wait();
     const sc_tensor &d = n.dst, &a = n.src[0], &b = n.src[1];
     const int64_t W = d.ne[3];
     for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
@@ -62,14 +63,15 @@ extern "C" cudaError_t sc_launch_elementwise(const sc_node *n, cudaStream_t s) {
     const int threads = W >= 512 ? 256 : W >= 128 ? 128 : 64;
     const unsigned blocks = rows < (int64_t)65535 * 32 ? (unsigned)rows : 65535u * 32u;
     const int64_t total = rows;
+    cudaError_t e;
     switch (n->op) {
-    case OP_CPY: k_elementwise<OP_CPY><<<blocks, threads, 0, s>>>(*n, total); break;
-    case OP_EMBED: k_elementwise<OP_EMBED><<<blocks, threads, 0, s>>>(*n, total); break;
-    case OP_ADD: k_elementwise<OP_ADD><<<blocks, threads, 0, s>>>(*n, total); break;
-    case OP_SCALE: k_elementwise<OP_SCALE><<<blocks, threads, 0, s>>>(*n, total); break;
-    case OP_SWIGLU: k_elementwise<OP_SWIGLU><<<blocks, threads, 0, s>>>(*n, total); break;
-    case OP_AUGMENT: k_elementwise<OP_AUGMENT><<<blocks, threads, 0, s>>>(*n, total); break;
+    case OP_CPY: e = sc_launch(k_elementwise<OP_CPY>, dim3(blocks), dim3(threads), 0, s, *n, total); break;
+    case OP_EMBED: e = sc_launch(k_elementwise<OP_EMBED>, dim3(blocks), dim3(threads), 0, s, *n, total); break;
+    case OP_ADD: e = sc_launch(k_elementwise<OP_ADD>, dim3(blocks), dim3(threads), 0, s, *n, total); break;
+    case OP_SCALE: e = sc_launch(k_elementwise<OP_SCALE>, dim3(blocks), dim3(threads), 0, s, *n, total); break;
+    case OP_SWIGLU: e = sc_launch(k_elementwise<OP_SWIGLU>, dim3(blocks), dim3(threads), 0, s, *n, total); break;
+    case OP_AUGMENT: e = sc_launch(k_elementwise<OP_AUGMENT>, dim3(blocks), dim3(threads), 0, s, *n, total); break;
     default: return cudaErrorInvalidValue;
     }
-    return cudaGetLastError();
+    return e;
 }

@@ -159,11 +159,13 @@ __device__ __forceinline__ void gemv_body(const sc_node &n, const sc_gemv_fused 
 
 template <int R>
 __global__ void __launch_bounds__(GEMV_WARPS * 32) k_gemv(sc_node n, int vec) {
+    sc_pdl_wait();
     gemv_body<R, SC_GEMV_PRO_NONE, SC_GEMV_EPI_NONE>(n, NULL, vec);
 }
 
 template <int R, int PRO, int EPI>
 __global__ void __launch_bounds__(GEMV_WARPS * 32) k_gemv_fused(const __grid_constant__ sc_gemv_fused f, int vec) {
+    sc_pdl_wait();
     gemv_body<R, PRO, EPI>(f.mm, &f, vec);
 }
 
@@ -194,13 +196,12 @@ static cudaError_t launch_fused(const sc_gemv_fused *f, int64_t R, unsigned grid
                                 cudaStream_t s) {
     const dim3 block(GEMV_WARPS * 32);
     switch (R) {
-    case 1: k_gemv_fused<1, PRO, EPI><<<grid, block, smem, s>>>(*f, vec); break;
-    case 2: k_gemv_fused<2, PRO, EPI><<<grid, block, smem, s>>>(*f, vec); break;
-    case 3: k_gemv_fused<3, PRO, EPI><<<grid, block, smem, s>>>(*f, vec); break;
-    case 4: k_gemv_fused<4, PRO, EPI><<<grid, block, smem, s>>>(*f, vec); break;
+    case 1: return sc_launch(k_gemv_fused<1, PRO, EPI>, dim3(grid), block, smem, s, *f, vec);
+    case 2: return sc_launch(k_gemv_fused<2, PRO, EPI>, dim3(grid), block, smem, s, *f, vec);
+    case 3: return sc_launch(k_gemv_fused<3, PRO, EPI>, dim3(grid), block, smem, s, *f, vec);
+    case 4: return sc_launch(k_gemv_fused<4, PRO, EPI>, dim3(grid), block, smem, s, *f, vec);
     default: return cudaErrorInvalidValue;
     }
-    return cudaGetLastError();
 }
 
 extern "C" cudaError_t sc_launch_gemv_fused(const sc_gemv_fused *f, int n_sm, cudaStream_t s) {
@@ -230,11 +231,10 @@ extern "C" cudaError_t sc_launch_gemv(const sc_node *n, int n_sm, cudaStream_t s
     const size_t smem = (size_t)R * (size_t)K * sizeof(float);
     const dim3 block(GEMV_WARPS * 32);
     switch (R) {
-    case 1: k_gemv<1><<<grid, block, smem, s>>>(*n, vec); break;
-    case 2: k_gemv<2><<<grid, block, smem, s>>>(*n, vec); break;
-    case 3: k_gemv<3><<<grid, block, smem, s>>>(*n, vec); break;
-    case 4: k_gemv<4><<<grid, block, smem, s>>>(*n, vec); break;
+    case 1: return sc_launch(k_gemv<1>, dim3(grid), block, smem, s, *n, vec);
+    case 2: return sc_launch(k_gemv<2>, dim3(grid), block, smem, s, *n, vec);
+    case 3: return sc_launch(k_gemv<3>, dim3(grid), block, smem, s, *n, vec);
+    case 4: return sc_launch(k_gemv<4>, dim3(grid), block, smem, s, *n, vec);
     default: return cudaErrorInvalidValue;
     }
-    return cudaGetLastError();
 }

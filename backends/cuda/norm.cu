@@ -18,6 +18,7 @@ __device__ float block_sum(float v, float *red) {
 
 __global__ void k_rms_norm(sc_node n, int64_t rows) {
     __shared__ float red[32];
+    sc_pdl_wait();
     const sc_tensor &x = n.src[0], &w = n.src[1], &d = n.dst;
     const int64_t D = x.ne[3];
     for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
@@ -39,6 +40,6 @@ extern "C" cudaError_t sc_launch_rms_norm(const sc_node *n, cudaStream_t s) {
     const int64_t rows = n->src[0].ne[0] * n->src[0].ne[1] * n->src[0].ne[2];
     if (rows == 0) return cudaSuccess;
     const int threads = n->src[0].ne[3] >= 1024 ? 256 : 128;
-    k_rms_norm<<<(unsigned)(rows < 1 << 20 ? rows : 1 << 20), threads, 0, s>>>(*n, rows);
-    return cudaGetLastError();
+    cudaError_t e = sc_launch(k_rms_norm, dim3((unsigned)(rows < 1 << 20 ? rows : 1 << 20)), dim3(threads), 0, s, *n, rows);
+    return e;
 }

@@ -13,6 +13,7 @@
  * fp64, and only the reduced angle (|r| <= π) goes through the fp32 sincos: fp32 sincos of the
  * raw angle (up to ~4096 rad) would be off by ~1e-4, over the f32 tolerance. */
 __global__ void k_rope(sc_node n, int64_t rows) {
+    sc_pdl_wait();
     const sc_tensor &x = n.src[0], &d = n.dst;
     const int64_t H = x.ne[2], D = x.ne[3], half = D / 2;
     extern __shared__ double freq[];
@@ -43,6 +44,6 @@ extern "C" cudaError_t sc_launch_rope(const sc_node *n, cudaStream_t s) {
     const int64_t rows = n->src[0].ne[0] * n->src[0].ne[1], half = n->src[0].ne[3] / 2;
     if (rows == 0 || half == 0) return cudaSuccess;
     const unsigned blocks = rows < (int64_t)65535 * 32 ? (unsigned)rows : 65535u * 32u;
-    k_rope<<<blocks, 128, (size_t)half * sizeof(double), s>>>(*n, rows);
-    return cudaGetLastError();
+    cudaError_t e = sc_launch(k_rope, dim3(blocks), dim3(128), (size_t)half * sizeof(double), s, *n, rows);
+    return e;
 }

@@ -8,6 +8,8 @@
 #include <cuda_fp16.h>
 #include <math.h>
 
+#include <utility>
+
 #include "cuda_kernels.h"
 
 __device__ __forceinline__ float sc_ld(const sc_tensor &t, int64_t off) {
@@ -59,4 +61,48 @@ __device__ __forceinline__ float sc_softplus(float x) {
 static inline unsigned sc_blocks(int64_t n, int threads) {
     int64_t b = (n + threads - 1) / threads;
     return (unsigned)(b > 0x7fffffff ? 0x7fffffff : b);
+}
+
+/* Programmatic dependent launch (sm_90+; SISA_CUDA_PDL=1, cuda_backend.c's sc_pdl_on): a kernel
+ * launched with sc_launch may start while the kernel before it on the stream finishes, so the
+ * launch and the block ramp-up of one kernel overlap the tail of the previous one (also inside
+ * a CUDA graph: capture turns it into a programmatic edge). Correctness rests on one rule: every
+ * kernel launched through sc_launch calls sc_pdl_wait() before it touches global memory.
+ * griddepcontrol.wait returns once the previous grid has completed and its writes are visible
+ * (immediately when the kernel was not launched as a dependent); launch_dependents then lets the
+ * next kernel be launched — it fires only when every block of this grid has executed it or
+ * exited, i.e. after all of this grid's blocks were scheduled, so a waiting dependent never holds
+ * resources this grid still needs. Since each grid waits for the complete previous one before it
+ * triggers, completion is transitive: kernel n + 2 passing its wait implies n has completed. */
+__device__ __forceinline__ void sc_pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+/* The status of a launch: its own error, else the last error (cleared either way). */
+static inline cudaError_t sc_launched(cudaError_t e) {
+    const cudaError_t last = cudaGetLastError();
+    return e != cudaSuccess ? e : last;
+}
+
+/* Launch kernel k (whose body starts with sc_pdl_wait) on stream s, as a programmatic dependent
+ * when sc_pdl_on(). Returns the launch's status (sc_launched). */
+template <typename... KArgs, typename... Args>
+static inline cudaError_t sc_launch(void (*k)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t s,
+                                    Args &&...args) {
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = grid;
+    cfg.blockDim = block;
+    cfg.dynamicSmemBytes = smem;
+    cfg.stream = s;
+    cudaLaunchAttribute at[1];
+    if (sc_pdl_on()) {
+        at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+        at[0].val.programmaticStreamSerializationAllowed = 1;
+        cfg.attrs = at;
+        cfg.numAttrs = 1;
+    }
+    return sc_launched(cudaLaunchKernelEx(&cfg, k, std::forward<Args>(args)...));
 }

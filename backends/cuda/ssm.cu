@@ -23,6 +23,7 @@ struct MaxOp { __device__ float operator()(float a, float b) const { return fmax
 struct MinOp { __device__ float operator()(float a, float b) const { return fminf(a, b); } };
 
 __global__ void k_ssm_decay(sc_node n) {
+    sc_pdl_wait();
     typedef cub::BlockScan<float, SSM_THREADS> Scan;
     __shared__ typename Scan::TempStorage tmp;
     const sc_tensor &a = n.src[0], &bias = n.src[1], &g0 = n.src[2], &d = n.dst;
@@ -45,6 +46,7 @@ __global__ void k_ssm_decay(sc_node n) {
 __device__ __forceinline__ float clamp_keep_nan(float x, float L) { return x < -L ? -L : x > L ? L : x; }
 
 __global__ void k_ssm_channels(sc_node n) {
+    sc_pdl_wait();
     typedef cub::BlockScan<float, SSM_THREADS> Scan;
     typedef cub::BlockReduce<float, SSM_THREADS> Reduce;
     __shared__ typename Scan::TempStorage tmp;
@@ -106,8 +108,8 @@ __global__ void k_ssm_channels(sc_node n) {
 extern "C" cudaError_t sc_launch_ssm_decay(const sc_node *n, cudaStream_t s) {
     const int64_t blocks = n->src[0].ne[1] * n->src[0].ne[3];
     if (blocks == 0 || n->src[0].ne[2] == 0) return cudaSuccess;
-    k_ssm_decay<<<(unsigned)blocks, SSM_THREADS, 0, s>>>(*n);
-    return cudaGetLastError();
+    cudaError_t e = sc_launch(k_ssm_decay, dim3((unsigned)blocks), dim3(SSM_THREADS), 0, s, *n);
+    return e;
 }
 
 extern "C" cudaError_t sc_launch_ssm_channels(const sc_node *n, cudaStream_t s) {
@@ -115,6 +117,6 @@ extern "C" cudaError_t sc_launch_ssm_channels(const sc_node *n, cudaStream_t s) 
     const int64_t half = n->src[0].ne[3] / H / 2;
     const int64_t blocks = B * H * half;
     if (blocks == 0 || n->src[0].ne[2] == 0) return cudaSuccess;
-    k_ssm_channels<<<(unsigned)blocks, SSM_THREADS, 0, s>>>(*n);
-    return cudaGetLastError();
+    cudaError_t e = sc_launch(k_ssm_channels, dim3((unsigned)blocks), dim3(SSM_THREADS), 0, s, *n);
+    return e;
 }

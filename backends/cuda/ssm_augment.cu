@@ -62,6 +62,7 @@ __device__ void write_rows(const sc_tensor &a, const sc_tensor &o, const float *
 
 template <bool VEC>
 __global__ void __launch_bounds__(SA_THREADS) k_ssm_augment(sc_ssm_augment f) {
+    sc_pdl_wait();
     const sc_node &n = f.ssm;
     const sc_tensor &Bs = n.src[0], &Cs = n.src[1], &th = n.src[2], &g = n.src[3], &lr = n.src[4],
                     &phi0 = n.src[5], &d = n.dst;
@@ -210,7 +211,6 @@ extern "C" cudaError_t sc_launch_ssm_augment(sc_ssm_augment *f, cudaStream_t s) 
     const int64_t blocks = B * H * ((T + ch - 1) / ch);
     if (blocks > 0x7fffffff) return cudaErrorInvalidConfiguration;
     const bool vec = (!f->out_c.p || vec_ok(f->a_c, f->out_c, ds)) && (!f->out_b.p || vec_ok(f->a_b, f->out_b, ds));
-    if (vec) k_ssm_augment<true><<<(unsigned)blocks, SA_THREADS, 0, s>>>(*f);
-    else k_ssm_augment<false><<<(unsigned)blocks, SA_THREADS, 0, s>>>(*f);
-    return cudaGetLastError();
+    return vec ? sc_launch(k_ssm_augment<true>, dim3((unsigned)blocks), dim3(SA_THREADS), 0, s, *f)
+               : sc_launch(k_ssm_augment<false>, dim3((unsigned)blocks), dim3(SA_THREADS), 0, s, *f);
 }

@@ -162,7 +162,12 @@ static void query(vk_device *d, bool *want_cm_ext, bool *want_maint4) {
     d->suballoc = true;
     /* opt-in: on the H100 (driver 580) it was slower than the scalar kernel and wrong in form A */
     d->coopmat_sdpa = d->coopmat && d->subgroup_shuffle && sisa_vk_env_flag("SISA_VK_COOPMAT_SDPA");
-    d->coopmat_bf16 = d->coopmat;
+    /* tests: the coopmat MATMUL kernel with its matrix-unit operations emulated (CPU implementations) */
+    const char *cme = getenv("SISA_VK_COOPMAT");
+    d->cm_emulate = !d->coopmat && cme && strcmp(cme, "emulate") == 0 && f12.shaderFloat16 &&
+                    f11.storageBuffer16BitAccess;
+    if (d->cm_emulate) d->cm_m = d->cm_n = d->cm_k = 16;
+    d->coopmat_bf16 = d->coopmat || d->cm_emulate;
 }
 
 static sisa_status create_device(vk_device *d, bool cm_ext) {
@@ -185,7 +190,7 @@ static sisa_status create_device(vk_device *d, bool cm_ext) {
     VkPhysicalDeviceVulkan11Features f11 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES,
                                             .storageBuffer16BitAccess = d->storage16};
     VkPhysicalDeviceVulkan12Features f12 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES,
-                                            .pNext = &f11, .shaderFloat16 = d->coopmat,
+                                            .pNext = &f11, .shaderFloat16 = d->coopmat || d->cm_emulate,
                                             .vulkanMemoryModel = d->coopmat};
     VkPhysicalDeviceCooperativeMatrixFeaturesNV fcm = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV,
                                                        .pNext = &f12, .cooperativeMatrix = VK_TRUE};

@@ -143,6 +143,7 @@ struct vk_device {
     bool allow_f16, allow_bf16;
     bool coopmat;         /* GL_NV_cooperative_matrix path usable */
     uint32_t cm_m, cm_n, cm_k; /* the f16 x f16 -> f32 shape it uses */
+    bool cm_emulate;      /* SISA_VK_COOPMAT=emulate: the coopmat MATMUL with emulated matrix units (tests) */
     bool uma;             /* device memory is host-visible: no staging */
     bool suballoc;
     unsigned quirks;

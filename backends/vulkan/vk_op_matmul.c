@@ -5,15 +5,19 @@
  * fp32 accumulation) where the device has f16 x f16 -> f32 matrix units and both operands are
  * f16 or bf16 (bf16 converted to f16 on the way into shared memory: exact in [2^-14, 65504],
  * saturated beyond; SISA_VK_NO_BF16_COOPMAT=1 turns that off); matmul.comp (shared-memory tiled
- * fp32 FMA) for everything else, f32 operands included, so f32 results keep f32 accuracy. Tiles are specialization constants: 128x128
- * (8x8 per invocation) for large problems on GPUs, 64x64 (4x4) for small ones and on CPU
- * implementations (quirk table).
+ * fp32 FMA) for everything else, f32 operands included, so f32 results keep f32 accuracy.
+ * Tiles are specialization constants. coopmat: 128x128x32 per workgroup, 64x32 per subgroup
+ * and one shared stage (SISA_VK_MM_TILES=BM,BN,BK,WM,WN[,stages] overrides, for tuning; a
+ * config that does not fit is an error, never replaced); SISA_VK_COOPMAT=emulate runs that kernel with emulated matrix units
+ * on devices without them (CI's lavapipe). Scalar: 128x128 (8x8 per invocation) for large
+ * problems on GPUs, 64x64 (4x4) for small ones and on CPU implementations (quirk table).
  *
  * Operands larger than maxStorageBufferRange (the tied 50277-row embedding as b, multi-GB logits
  * as dst) are split: column blocks of b/dst first, then whole batches, then row blocks of a/dst,
  * each dispatch binding only the sub-ranges it touches.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "vk_internal.h"
@@ -26,7 +30,35 @@ typedef struct pc_matmul {
     uint32_t batch0, m0, n0, m_end, n_end;
 } pc_matmul;
 
-enum { T_BM, T_BN, T_BK, T_TM, T_TN, T_WM, T_WN };
+enum { T_BM, T_BN, T_BK, T_TM, T_TN, T_WM, T_WN, T_ST };
+
+/* Tiles of the coopmat kernel (BM, BN, BK, WM, WN, stages in t[]): the subgroup grid, the device's
+ * matrix shape, the workgroup size, shared memory and the register slots (<= 8 uvec4 per operand
+ * and invocation) must fit; *wg: invocations per workgroup. */
+static bool coopmat_tiles_ok(const vk_device *d, const uint32_t t[8], uint32_t *wg, char *reason) {
+    const uint32_t BM = t[T_BM], BN = t[T_BN], BK = t[T_BK], WM = t[T_WM], WN = t[T_WN], ST = t[T_ST];
+    const uint32_t sg = d->cm_emulate ? 32 : d->subgroup_size; /* the emulation plans with 32 */
+    if (!BM || !BN || !BK || !WM || !WN || BM % WM || BN % WN || WM % d->cm_m || WN % d->cm_n ||
+        BK % d->cm_k || BK % 8 || BM > 512 || BN > 512 || BK > 256 || ST < 1 || ST > 2) {
+        snprintf(reason, SISA_REASON_LEN,
+                 "coopmat tiles %ux%ux%u / subgroup %ux%u, %u stages: do not fit the %ux%ux%u matrix shape",
+                 BM, BN, BK, WM, WN, ST, d->cm_m, d->cm_n, d->cm_k);
+        return false;
+    }
+    const uint32_t nsg = (BM / WM) * (BN / WN);
+    *wg = nsg * sg;
+    const uint64_t shared = (uint64_t)ST * (BM + BN) * (BK + 8) * 2 + (uint64_t)nsg * d->cm_m * d->cm_n * 4;
+    const uint32_t slots_a = (BM * BK / 8 + *wg - 1) / *wg, slots_b = (BN * BK / 8 + *wg - 1) / *wg;
+    if (*wg > d->max_wg_invocations || shared > d->max_shared || slots_a > 8 || slots_b > 8) {
+        snprintf(reason, SISA_REASON_LEN,
+                 "coopmat tiles %ux%ux%u / %ux%u, %u stages: %u invocations (max %u), %llu B shared (max %u), "
+                 "%u+%u register slots (max 8+8)",
+                 BM, BN, BK, WM, WN, ST, *wg, d->max_wg_invocations, (unsigned long long)shared, d->max_shared,
+                 slots_a, slots_b);
+        return false;
+    }
+    return true;
+}
 
 bool sisa_vk_select_matmul(const vk_device *d, const sisa_tensor *n, vk_kernel *k, char *reason) {
     const sisa_tensor *a = n->src[0], *b = n->src[1];
@@ -39,17 +71,31 @@ bool sisa_vk_select_matmul(const vk_device *d, const sisa_tensor *n, vk_kernel *
     sisa_vk_spec_dtypes(n, k->spec);
     bool a16 = a->dtype == SISA_F16 || (a->dtype == SISA_BF16 && d->coopmat_bf16);
     bool b16 = b->dtype == SISA_F16 || (b->dtype == SISA_BF16 && d->coopmat_bf16);
-    bool cm = d->coopmat && a16 && b16 && d->storage16;
+    bool cm = (d->coopmat || d->cm_emulate) && a16 && b16 && d->storage16;
+    uint32_t t[8] = {128, 128, 32, 0, 0, 64, 32, 1}; /* BM BN BK - - WM WN stages */
+    if (cm) {
+        const char *env = getenv("SISA_VK_MM_TILES"); /* tuning: BM,BN,BK,WM,WN[,stages] */
+        if (env && env[0]) {
+            unsigned v[6] = {0, 0, 0, 0, 0, 1};
+            char tail;
+            int got = sscanf(env, "%u,%u,%u,%u,%u,%u%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &tail);
+            if (got != 5 && got != 6) {
+                snprintf(reason, SISA_REASON_LEN, "SISA_VK_MM_TILES='%s': want BM,BN,BK,WM,WN[,stages]", env);
+                return false;
+            }
+            t[T_BM] = v[0], t[T_BN] = v[1], t[T_BK] = v[2], t[T_WM] = v[3], t[T_WN] = v[4], t[T_ST] = v[5];
+        }
+        if (!coopmat_tiles_ok(d, t, &k->wg, reason)) {
+            if (env && env[0]) return false; /* an explicit choice is never replaced silently */
+            cm = false;
+        }
+    }
     if (cm) {
         k->kind = VK_K_MATMUL_COOPMAT;
-        k->shader = vk_variant(VK_SH_MATMUL_CM, n->dtype);
-        uint32_t t[] = {128, 128, 32, 0, 0, 64, 32};
+        k->shader = vk_variant(d->coopmat ? VK_SH_MATMUL_CM : VK_SH_MATMUL_CM_EMU, n->dtype);
         memcpy(k->tile, t, sizeof t);
-        k->wg = (128 / 64) * (128 / 32) * d->subgroup_size;
-        uint32_t shared = (128 + 128) * (32 + 8) * 2 + 8 * d->cm_m * d->cm_n * 4;
-        if (k->wg > d->max_wg_invocations || shared > d->max_shared || 128 * 32 / 8 > 4 * k->wg) cm = false;
-        k->spec[11] = 128, k->spec[12] = 128, k->spec[13] = 32, k->spec[14] = 64, k->spec[15] = 32;
-        k->spec[16] = d->cm_m, k->spec[17] = d->cm_n, k->spec[18] = d->cm_k;
+        k->spec[11] = t[T_BM], k->spec[12] = t[T_BN], k->spec[13] = t[T_BK], k->spec[14] = t[T_WM], k->spec[15] = t[T_WN];
+        k->spec[16] = d->cm_m, k->spec[17] = d->cm_n, k->spec[18] = d->cm_k, k->spec[21] = t[T_ST];
     }
     if (!cm) {
         for (int i = 11; i < VK_SPEC_N; i++) k->spec[i] = 0;
@@ -57,8 +103,8 @@ bool sisa_vk_select_matmul(const vk_device *d, const sisa_tensor *n, vk_kernel *
         k->shader = vk_variant(VK_SH_MATMUL, n->dtype);
         bool big = !(d->quirks & VK_QUIRK_SMALL_TILES) && M >= 512 && N >= 512;
         uint32_t bm = big ? 128 : 64, tm = 8, bk = 16; /* tm, bk: compile-time in matmul.comp */
-        uint32_t t[] = {bm, bm, bk, tm, tm, 0, 0};
-        memcpy(k->tile, t, sizeof t);
+        uint32_t ts[] = {bm, bm, bk, tm, tm, 0, 0, 0};
+        memcpy(k->tile, ts, sizeof ts);
         k->wg = (bm / tm) * (bm / tm);
         if (k->wg > d->max_wg_invocations || 2 * bk * (bm + 1) * 4 > d->max_shared) {
             snprintf(reason, SISA_REASON_LEN, "device too small for the matmul tile (%u invocations, %u B shared)",

@@ -84,6 +84,8 @@ void sisa_vk_apply_quirks(vk_device *d) {
         note(d, "SISA_VK_NO_BF16: bf16 tensors declined");
     }
     if (!d->coopmat) d->coopmat_sdpa = false;
+    if (sisa_vk_env_flag("SISA_VK_NO_COOPMAT") || !d->storage16 || !d->allow_f16) d->cm_emulate = false;
+    if (d->cm_emulate) note(d, "SISA_VK_COOPMAT=emulate: coopmat MATMUL kernel with emulated matrix units");
     if (sisa_vk_env_flag("SISA_VK_NO_SUBALLOC")) {
         d->suballoc = false;
         note(d, "SISA_VK_NO_SUBALLOC: one allocation per buffer");

@@ -8,6 +8,8 @@
  * timestamps around the submitted command buffer (wall clock around compute+synchronize is
  * printed too). FLOPs: 2MNK; attention 2*B*H*(T(T+1)/2)*(d_qk + d_v) (visible pairs only).
  * Usage: bench_vulkan [reps (default 10)] [--quick: small shapes, for lavapipe] [--sdpa: attention only]
+ *        [--matmul: MATMUL only (f16 and bf16, plus f32 unless --no-f32)]; SISA_VK_MM_TILES picks the
+ *        coopmat tiles (tools/bench/vk_matmul_sweep.sh)
  */
 #include <math.h>
 #include <stdio.h>
@@ -120,10 +122,12 @@ static void run(sisa_device *dev, const bcase *c, int reps) {
 
 int main(int argc, char **argv) {
     int reps = argc > 1 && argv[1][0] != '-' ? atoi(argv[1]) : 10;
-    bool quick = false, sdpa_only = false;
+    bool quick = false, sdpa_only = false, mm_only = false, no_f32 = false;
     for (int i = 1; i < argc; i++) {
         quick = quick || strcmp(argv[i], "--quick") == 0;
         sdpa_only = sdpa_only || strcmp(argv[i], "--sdpa") == 0;
+        mm_only = mm_only || strcmp(argv[i], "--matmul") == 0;
+        no_f32 = no_f32 || strcmp(argv[i], "--no-f32") == 0;
     }
     if (reps < 1) reps = 1;
     sisa_device *dev = NULL;
@@ -143,7 +147,7 @@ int main(int argc, char **argv) {
                         "MATMUL 152M logits %lldx50277x768"};
     static char names[16][64];
     int ni = 0;
-    for (int d = 0; d < 3 && !sdpa_only; d++)
+    for (int d = 0; d < (no_f32 ? 2 : 3) && !sdpa_only; d++)
         for (int k = 0; k < 3; k++) {
             if (quick && k == 2) continue;
             snprintf(names[ni], sizeof names[ni], Nn[k], (long long)M);
@@ -151,9 +155,20 @@ int main(int argc, char **argv) {
             ni = (ni + 1) % 16;
             run(dev, &c, k == 2 ? (reps < 5 ? reps : 5) : reps);
         }
+    /* the FFN down projection: K = the FFN width, padded to 2944 on GPU devices (runtime/model.c) */
+    for (int d = 0; d < 2 && !sdpa_only; d++) {
+        static char dn[64];
+        snprintf(dn, sizeof dn, "MATMUL 152M FFN down %lldx768x%d", (long long)M, quick ? 320 : 2944);
+        bcase c = {.name = dn, .op = SISA_OP_MATMUL, .dt = mm_dt[d], .M = M, .N = 768, .K = quick ? 320 : 2944};
+        run(dev, &c, reps);
+    }
     if (!quick && !sdpa_only) {
         bcase c = {.name = "MATMUL ceiling 8192^3", .op = SISA_OP_MATMUL, .dt = SISA_F16, .M = 8192, .N = 8192, .K = 8192};
         run(dev, &c, reps < 5 ? reps : 5);
+    }
+    if (mm_only) {
+        sisa_device_free(dev);
+        return 0;
     }
     char an[4][96];
     snprintf(an[0], sizeof an[0], "SDPA SISA A B%lld H12 T%lld 80/64 causal", (long long)B, (long long)T);

@@ -1,0 +1,157 @@
+/*
+ * cuda_profile.c — where a graph's device time goes, node by node (SISA_CUDA_PROFILE=1).
+ *
+ * Outside CUDA-graph capture, every node that graph_compute launches is bracketed by two CUDA
+ * events and waited for, so each node's time is its kernels' device time alone (plus the event
+ * pair's ~1-2 us), not overlapped with anything: the sum is what the graph would take with no
+ * launch gaps. Times are summed per label (kernel + the node's name without "layers.<i>.", so
+ * the 12 layers' "proj" nodes are one row) for the graph computed most recently: a different
+ * graph starts a new table (a decode run ends with its step graph's table). A CUDA-graph replay
+ * is timed as a whole (events around cudaGraphLaunch, then waited for). The tables go to stderr
+ * when the stream is freed. Profiling serialises the host and the device: its times are for
+ * comparing nodes, not for throughput.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cuda_internal.h"
+
+#define PROF_MAX 128
+
+typedef struct prof_row {
+    char label[80];
+    int64_t n;
+    double ms;
+} prof_row;
+
+typedef struct sc_prof {
+    const sisa_graph *g;
+    int g_nodes;
+    int64_t runs;
+    int n;
+    prof_row row[PROF_MAX];
+    cudaEvent_t ev[2];
+    bool ev_ok;
+    int64_t replays;
+    double replay_ms;
+    int rec_kernels, rec_other; /* of the last recording */
+} sc_prof;
+
+bool sc_prof_on(const sc_stream *s) {
+    if (s->capturing) return false;
+    const char *e = getenv("SISA_CUDA_PROFILE");
+    return e && e[0] && strcmp(e, "0") != 0;
+}
+
+static sc_prof *prof_get(sc_stream *s) {
+    if (!s->prof) {
+        s->prof = calloc(1, sizeof *s->prof);
+        if (s->prof)
+            s->prof->ev_ok = cudaEventCreate(&s->prof->ev[0]) == cudaSuccess &&
+                             cudaEventCreate(&s->prof->ev[1]) == cudaSuccess;
+    }
+    return s->prof && s->prof->ev_ok ? s->prof : NULL;
+}
+
+void sc_prof_graph(sc_stream *s, const sisa_graph *g, int first) {
+    sc_prof *p = prof_get(s);
+    if (!p) return;
+    if (p->g != g || p->g_nodes != g->n_nodes) {
+        p->g = g;
+        p->g_nodes = g->n_nodes;
+        p->runs = 0;
+        p->n = 0;
+    }
+    if (first == 0) p->runs++;
+}
+
+void sc_prof_start(sc_stream *s) {
+    sc_prof *p = prof_get(s);
+    if (p) cudaEventRecord(p->ev[0], s->stream);
+}
+
+void sc_prof_stop(sc_stream *s, const sisa_tensor *node, const char *kind) {
+    sc_prof *p = prof_get(s);
+    if (!p) return;
+    float ms = 0.0f;
+    if (cudaEventRecord(p->ev[1], s->stream) != cudaSuccess || cudaEventSynchronize(p->ev[1]) != cudaSuccess ||
+        cudaEventElapsedTime(&ms, p->ev[0], p->ev[1]) != cudaSuccess) {
+        cudaGetLastError();
+        return;
+    }
+    const char *name = node->name, *dot;
+    if (strncmp(name, "layers.", 7) == 0 && (dot = strchr(name + 7, '.')) != NULL) name = dot + 1;
+    char label[80];
+    snprintf(label, sizeof label, "%s %s %s", sisa_op_name(node->op), kind, name);
+    int i = 0;
+    while (i < p->n && strcmp(p->row[i].label, label) != 0) i++;
+    if (i == p->n) {
+        if (p->n == PROF_MAX) return;
+        snprintf(p->row[p->n++].label, sizeof p->row[0].label, "%s", label);
+    }
+    p->row[i].n++;
+    p->row[i].ms += ms;
+}
+
+void sc_prof_replay(sc_stream *s, bool before) {
+    sc_prof *p = prof_get(s);
+    if (!p) return;
+    if (before) {
+        cudaEventRecord(p->ev[0], s->stream);
+        return;
+    }
+    float ms = 0.0f;
+    if (cudaEventRecord(p->ev[1], s->stream) == cudaSuccess && cudaEventSynchronize(p->ev[1]) == cudaSuccess &&
+        cudaEventElapsedTime(&ms, p->ev[0], p->ev[1]) == cudaSuccess) {
+        p->replays++;
+        p->replay_ms += ms;
+    }
+    cudaGetLastError();
+}
+
+void sc_prof_recorded(sc_stream *s, int kernels, int other) {
+    sc_prof *p = prof_get(s);
+    if (!p) return;
+    p->rec_kernels = kernels;
+    p->rec_other = other;
+}
+
+static int by_ms(const void *a, const void *b) {
+    const double x = ((const prof_row *)a)->ms, y = ((const prof_row *)b)->ms;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+void sc_prof_free(sc_stream *s) {
+    sc_prof *p = s->prof;
+    if (!p) return;
+    if (p->n > 0 && p->runs > 0) {
+        qsort(p->row, (size_t)p->n, sizeof *p->row, by_ms);
+        double total = 0.0;
+        int64_t launches = 0;
+        for (int i = 0; i < p->n; i++) {
+            total += p->row[i].ms;
+            launches += p->row[i].n;
+        }
+        fprintf(stderr, "cuda profile: last graph (%d nodes) computed %lld times unrecorded; per "
+                        "compute: %.1f us device time in %.1f timed nodes (each waited for alone)\n",
+                p->g_nodes, (long long)p->runs, 1e3 * total / (double)p->runs,
+                (double)launches / (double)p->runs);
+        fprintf(stderr, "cuda profile: %8s %8s %8s  %s\n", "us/run", "n/run", "us/node", "op kernel node");
+        for (int i = 0; i < p->n; i++)
+            fprintf(stderr, "cuda profile: %8.1f %8.1f %8.2f  %s\n", 1e3 * p->row[i].ms / (double)p->runs,
+                    (double)p->row[i].n / (double)p->runs, 1e3 * p->row[i].ms / (double)p->row[i].n,
+                    p->row[i].label);
+    }
+    if (p->replays > 0)
+        fprintf(stderr, "cuda profile: %lld CUDA-graph replays, %.1f us device time each (last "
+                        "recording: %d kernel nodes, %d other nodes)\n",
+                (long long)p->replays, 1e3 * p->replay_ms / (double)p->replays, p->rec_kernels,
+                p->rec_other);
+    if (p->ev_ok) {
+        cudaEventDestroy(p->ev[0]);
+        cudaEventDestroy(p->ev[1]);
+    }
+    free(p);
+    s->prof = NULL;
+}
