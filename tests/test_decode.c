@@ -177,7 +177,8 @@ done:
  * 40), with and without the fused projections, without CUDA-graph replay, the rebuilt graph of
  * every step (the old path), the residual rows in the arena instead of the session's buffer, g
  * copied into its cache instead of written there by SSM_DECAY, and (CUDA) the kernels launched as
- * programmatic dependents: every step of every path equals the forward. */
+ * programmatic dependents and the one-kernel decode SDPA: every step of every path equals the
+ * forward. */
 static void run_paths(const char *dir, const char *arch, const char *be) {
     static const char *const envs[][3] = {
         {"SISA_DECODE_BUCKET", "8", NULL},
@@ -187,6 +188,7 @@ static void run_paths(const char *dir, const char *arch, const char *be) {
         {"SISA_DECODE_BUCKET", "8", "SISA_DECODE_NO_RESID"},
         {"SISA_DECODE_BUCKET", "8", "SISA_DECODE_G_CPY"},
         {"SISA_DECODE_BUCKET", "8", "SISA_CUDA_PDL"},
+        {"SISA_DECODE_BUCKET", "8", "SISA_CUDA_ATTN_ONE"},
     };
     const int64_t V = 256;
     float *A = malloc(sizeof(float) * N * V), *D = malloc(sizeof(float) * V);

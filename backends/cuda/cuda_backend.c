@@ -29,6 +29,7 @@ _Static_assert((int)SC_OP_CPY == (int)SISA_OP_CPY && (int)SC_OP_EMBED == (int)SI
                "sc op numbering must match enum sisa_op");
 
 #define WORKSPACE_BYTES ((size_t)64 << 20)
+#define ATTN_COUNTERS 16384 /* (b, h, query) triples the one-kernel decode SDPA can count */
 
 sisa_status sc_cuda_err(cudaError_t e, const char *what) {
     return sisa_err(e == cudaErrorMemoryAllocation ? SISA_OUT_OF_MEMORY : SISA_DEVICE_LOST,
@@ -307,6 +308,7 @@ static void stream_free(sisa_stream *st) {
         cudaStreamSynchronize(s->stream);
         sc_prof_free(s);
         cudaFree(s->workspace);
+        cudaFree(s->attn_count);
         cudaStreamDestroy(s->stream);
         free(s);
     }
@@ -334,9 +336,13 @@ static cudaError_t launch(sc_stream *s, sc_kernel k, const sc_node *n) {
     case SC_K_SDPA_SCALAR: return sc_launch_sdpa(n, SC_SDPA_SCALAR, s->stream);
     case SC_K_SDPA_FA: return sc_launch_sdpa_fa(n, s->stream);
     case SC_K_GEMV: return sc_launch_gemv(n, s->dev->prop.multiProcessorCount, s->stream);
-    case SC_K_SDPA_DECODE:
+    case SC_K_SDPA_DECODE: {
         if (sc_decode_attn_workspace(n) > s->workspace_size) return cudaErrorInvalidValue;
-        return sc_launch_decode_attn(n, s->workspace, s->stream);
+        /* SISA_CUDA_ATTN_ONE=1: partial + combine as one kernel (decode_attn.cu) */
+        const char *one = getenv("SISA_CUDA_ATTN_ONE");
+        const bool on = one && one[0] && strcmp(one, "0") != 0;
+        return sc_launch_decode_attn(n, s->workspace, on ? s->attn_count : NULL, s->n_attn_count, s->stream);
+    }
     default: return cudaErrorInvalidValue;
     }
 }
@@ -436,6 +442,16 @@ static sisa_status dev_stream_new(sisa_device *dv, sisa_stream **out) {
     if (e == cudaSuccess) {
         s->workspace_size = WORKSPACE_BYTES;
         e = cudaMalloc(&s->workspace, s->workspace_size);
+        if (e == cudaSuccess) {
+            s->n_attn_count = ATTN_COUNTERS;
+            e = cudaMalloc((void **)&s->attn_count, (size_t)ATTN_COUNTERS * sizeof(unsigned));
+            if (e == cudaSuccess)
+                e = cudaMemsetAsync(s->attn_count, 0, (size_t)ATTN_COUNTERS * sizeof(unsigned), s->stream);
+            if (e != cudaSuccess) {
+                cudaFree(s->attn_count);
+                cudaFree(s->workspace);
+            }
+        }
         if (e != cudaSuccess) cudaStreamDestroy(s->stream);
     }
     if (e != cudaSuccess) {

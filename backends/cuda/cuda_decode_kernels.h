@@ -40,11 +40,14 @@ typedef struct sc_gemv_fused {
 cudaError_t sc_launch_gemv_fused(const sc_gemv_fused *f, int n_sm, cudaStream_t s);
 
 /* decode_attn.cu: SDPA (ops.h, both forms, causal with p0) for Tq <= 8 queries: the keys are
- * split into 64-key chunks, one block per (b, h, query, chunk) writes a partial (max, sum, o) to
+ * split into 32-key chunks, one block per (b, h, query, chunk) writes a partial (max, sum, o) to
  * the workspace, a second kernel combines them (flash-decoding). Any float dtypes and strides.
  * sc_decode_attn_workspace: the bytes of workspace the node needs, 0 when it does not fit. */
 size_t sc_decode_attn_workspace(const sc_node *n);
-cudaError_t sc_launch_decode_attn(const sc_node *n, void *workspace, cudaStream_t s);
+/* count: NULL = two kernels; else n_count zeroed counters (left zero after each launch) and, when
+ * B·H·Tq <= n_count, ONE kernel whose last block per (b, h, query) combines. */
+cudaError_t sc_launch_decode_attn(const sc_node *n, void *workspace, unsigned *count, int64_t n_count,
+                                  cudaStream_t s);
 
 #ifdef __cplusplus
 }

@@ -36,6 +36,8 @@ typedef struct sc_stream {
     char last_path[64]; /* which kernel the last SDPA/MATMUL node ran (bench/test reporting) */
     const sisa_tensor *gemv_skip[2]; /* nodes a fused GEMV already computed (cuda_fuse_gemv.c) */
     const sisa_tensor *fuse_skip[2]; /* AUGMENT nodes a fused kernel already computed (cuda_fuse.c) */
+    unsigned *attn_count;            /* zeroed counters of the one-kernel decode SDPA, or NULL */
+    int64_t n_attn_count;
     bool capturing;                  /* inside sc_graph_record's stream capture */
     struct sc_prof *prof;            /* SISA_CUDA_PROFILE tables (cuda_profile.c), or NULL */
 } sc_stream;

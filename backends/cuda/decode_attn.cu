@@ -8,6 +8,8 @@
  *                 to channels >= d_content), the chunk's max m, sum l = Σ exp(s - m) and
  *                 o = Σ exp(s - m)·V_j, written to the workspace
  *   k_da_combine  one block per (b, h, query): M = max m, L = Σ l·exp(m - M), out = Σ o·exp(m - M) / L
+ *   k_da_one      both in one grid (the last block of each (b, h, query) combines; counters given
+ *                 by the caller, SISA_CUDA_ATTN_ONE=1 — see the kernel)
  * Keys past the causal limit p0 + i (and chunks wholly past it) are never read: a cache may hold
  * anything there (ops.h). A query with no visible key gives zeros. Any float dtypes and strides;
  * fp32 math throughout.
@@ -32,14 +34,11 @@ __device__ __forceinline__ int64_t da_visible(const sc_node &n, int64_t i, int64
  * four partial sums meet by shuffles. P·V: thread t owns channel t%64 (and +64, +128, ...) for the
  * key half t/64 when Dv <= 64, else all keys; the halves meet in shared memory. Every load in a
  * thread's loop is independent of the others, so they are in flight together. */
-__global__ void __launch_bounds__(DA_THREADS) k_da_partial(sc_node n, float *ws, int S) {
-    sc_pdl_wait();
+__device__ __forceinline__ void da_partial(const sc_node &n, float *ws, int S, int64_t bhq, int s) {
     const sc_tensor &Q = n.src[0], &K = n.src[1], &V = n.src[2], &gq = n.src[3], &gk = n.src[4];
     const int64_t H = Q.ne[1], Tq = Q.ne[2], D = Q.ne[3], Tk = K.ne[2], Dv = V.ne[3];
-    const int64_t bhq = blockIdx.x, i = bhq % Tq, bh = bhq / Tq, h = bh % H, b = bh / H;
-    const int s = blockIdx.y;
+    const int64_t i = bhq % Tq, bh = bhq / Tq, h = bh % H, b = bh / H;
     const int64_t vis = da_visible(n, i, Tk), j0 = (int64_t)s * DA_CHUNK;
-    if (j0 >= vis) return; /* the combine reads only chunks below vis */
     const int nk = (int)(vis - j0 < DA_CHUNK ? vis - j0 : DA_CHUNK);
     __shared__ __align__(16) float q[DA_MAX_D];
     __shared__ float p[DA_CHUNK];
@@ -133,30 +132,72 @@ __global__ void __launch_bounds__(DA_THREADS) k_da_partial(sc_node n, float *ws,
     }
 }
 
-__global__ void __launch_bounds__(DA_THREADS) k_da_combine(sc_node n, const float *ws, int S) {
+__global__ void __launch_bounds__(DA_THREADS) k_da_partial(sc_node n, float *ws, int S) {
     sc_pdl_wait();
+    const int64_t Tq = n.src[0].ne[2], bhq = blockIdx.x, i = bhq % Tq;
+    if ((int64_t)blockIdx.y * DA_CHUNK >= da_visible(n, i, n.src[1].ne[2]))
+        return; /* the combine reads only chunks below vis */
+    da_partial(n, ws, S, bhq, (int)blockIdx.y);
+}
+
+/* The combine of (b, h, query) bhq. The partials are read through L2 (__ldcg): in the one-kernel
+ * form other blocks of the same grid wrote them. */
+__device__ __forceinline__ void da_combine(const sc_node &n, const float *ws, int S, int64_t bhq) {
     const sc_tensor &Q = n.src[0], &K = n.src[1], &V = n.src[2], &d = n.dst;
     const int64_t H = Q.ne[1], Tq = Q.ne[2], Tk = K.ne[2], Dv = V.ne[3];
-    const int64_t bhq = blockIdx.x, i = bhq % Tq, bh = bhq / Tq, h = bh % H, b = bh / H;
+    const int64_t i = bhq % Tq, bh = bhq / Tq, h = bh % H, b = bh / H;
     const int64_t vis = da_visible(n, i, Tk);
     const int ns = (int)((vis + DA_CHUNK - 1) / DA_CHUNK);
     const float *in = ws + (size_t)bhq * (size_t)S * (size_t)(Dv + 2);
     float M = -INFINITY;
-    for (int s = 0; s < ns; s++) M = fmaxf(M, in[(size_t)s * (Dv + 2)]);
+    for (int s = 0; s < ns; s++) M = fmaxf(M, __ldcg(in + (size_t)s * (Dv + 2)));
     float L = 0.0f;
     for (int s = 0; s < ns; s++) {
         const float *c = in + (size_t)s * (Dv + 2);
-        L += c[1] * expf(c[0] - M);
+        L += __ldcg(c + 1) * expf(__ldcg(c) - M);
     }
     const int64_t ob = ((b * Tq + i) * H + h) * Dv; /* dst (B,Tq,H,Dv) contiguous */
     for (int64_t c = threadIdx.x; c < Dv; c += blockDim.x) {
         float acc = 0.0f;
         for (int s = 0; s < ns; s++) {
             const float *cs = in + (size_t)s * (Dv + 2);
-            acc += cs[2 + c] * expf(cs[0] - M);
+            acc += __ldcg(cs + 2 + c) * expf(__ldcg(cs) - M);
         }
         sc_st(d, ob + c, ns > 0 && L > 0.0f ? acc / L : 0.0f);
     }
+}
+
+__global__ void __launch_bounds__(DA_THREADS) k_da_combine(sc_node n, const float *ws, int S) {
+    sc_pdl_wait();
+    da_combine(n, ws, S, blockIdx.x);
+}
+
+/* Both in one grid: each block that holds visible keys writes its partial, then counts itself
+ * done on its (b, h, query)'s counter; the block that counts last (every other partial is then
+ * written: each was made visible by __threadfence before its count) combines them and sets the
+ * counter back to 0 for the next launch. A query with no visible key: block 0 writes its zeros.
+ * Same partials, same combine, same order: the same values as the two kernels. */
+__global__ void __launch_bounds__(DA_THREADS) k_da_one(sc_node n, float *ws, int S, unsigned *count) {
+    sc_pdl_wait();
+    __shared__ bool last;
+    const int64_t Tq = n.src[0].ne[2], bhq = blockIdx.x, i = bhq % Tq;
+    const int64_t vis = da_visible(n, i, n.src[1].ne[2]);
+    const int s = (int)blockIdx.y, ns = (int)((vis + DA_CHUNK - 1) / DA_CHUNK);
+    if (s >= ns) {
+        if (ns == 0 && s == 0) da_combine(n, ws, S, bhq);
+        return;
+    }
+    da_partial(n, ws, S, bhq, s);
+    __syncthreads(); /* the block's partial is written */
+    if (threadIdx.x == 0) {
+        __threadfence();
+        last = atomicAdd(&count[bhq], 1u) == (unsigned)ns - 1u;
+    }
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    da_combine(n, ws, S, bhq);
+    if (threadIdx.x == 0) count[bhq] = 0u;
 }
 
 static int da_chunks(const sc_node *n) { return (int)((n->src[1].ne[2] + DA_CHUNK - 1) / DA_CHUNK); }
@@ -171,10 +212,14 @@ extern "C" size_t sc_decode_attn_workspace(const sc_node *n) {
            sizeof(float);
 }
 
-extern "C" cudaError_t sc_launch_decode_attn(const sc_node *n, void *workspace, cudaStream_t s) {
+extern "C" cudaError_t sc_launch_decode_attn(const sc_node *n, void *workspace, unsigned *count,
+                                             int64_t n_count, cudaStream_t s) {
     const int64_t bhq = n->src[0].ne[0] * n->src[0].ne[1] * n->src[0].ne[2];
     const int S = da_chunks(n);
     if (bhq == 0) return cudaSuccess;
+    if (count && bhq <= n_count)
+        return sc_launch(k_da_one, dim3((unsigned)bhq, (unsigned)S), dim3(DA_THREADS), 0, s, *n,
+                         (float *)workspace, S, count);
     cudaError_t e = sc_launch(k_da_partial, dim3((unsigned)bhq, (unsigned)S), dim3(DA_THREADS), 0, s, *n, (float *)workspace, S);
     if (e == cudaSuccess) e = sc_launch(k_da_combine, dim3((unsigned)bhq), dim3(DA_THREADS), 0, s, *n, (const float *)workspace, S);
     return e;
