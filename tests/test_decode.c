@@ -176,19 +176,19 @@ done:
 /* The step paths: the cached step graph crossing key buckets (SISA_DECODE_BUCKET=8: Tk 8, 16, ..,
  * 40), with and without the fused projections, without CUDA-graph replay, the rebuilt graph of
  * every step (the old path), the residual rows in the arena instead of the session's buffer, g
- * copied into its cache instead of written there by SSM_DECAY, and (CUDA) the kernels launched as
- * programmatic dependents and the one-kernel decode SDPA: every step of every path equals the
- * forward. */
+ * copied into its cache instead of written there by SSM_DECAY, and (CUDA) the kernels launched
+ * without programmatic dependence and the two-kernel decode SDPA: every step of every path equals
+ * the forward. */
 static void run_paths(const char *dir, const char *arch, const char *be) {
-    static const char *const envs[][3] = {
-        {"SISA_DECODE_BUCKET", "8", NULL},
-        {"SISA_DECODE_BUCKET", "8", "SISA_DECODE_NO_FUSE"},
-        {"SISA_DECODE_BUCKET", "8", "SISA_CUDA_NO_GRAPH"},
-        {"SISA_DECODE_BUCKET", "8", "SISA_DECODE_REBUILD"},
-        {"SISA_DECODE_BUCKET", "8", "SISA_DECODE_NO_RESID"},
-        {"SISA_DECODE_BUCKET", "8", "SISA_DECODE_G_CPY"},
-        {"SISA_DECODE_BUCKET", "8", "SISA_CUDA_PDL"},
-        {"SISA_DECODE_BUCKET", "8", "SISA_CUDA_ATTN_ONE"},
+    static const char *const envs[][4] = { /* name = value, and a second name = value (or "1") */
+        {"SISA_DECODE_BUCKET", "8", NULL, NULL},
+        {"SISA_DECODE_BUCKET", "8", "SISA_DECODE_NO_FUSE", NULL},
+        {"SISA_DECODE_BUCKET", "8", "SISA_CUDA_NO_GRAPH", NULL},
+        {"SISA_DECODE_BUCKET", "8", "SISA_DECODE_REBUILD", NULL},
+        {"SISA_DECODE_BUCKET", "8", "SISA_DECODE_NO_RESID", NULL},
+        {"SISA_DECODE_BUCKET", "8", "SISA_DECODE_G_CPY", NULL},
+        {"SISA_DECODE_BUCKET", "8", "SISA_CUDA_PDL", "0"},
+        {"SISA_DECODE_BUCKET", "8", "SISA_CUDA_ATTN_ONE", "0"},
     };
     const int64_t V = 256;
     float *A = malloc(sizeof(float) * N * V), *D = malloc(sizeof(float) * V);
@@ -196,10 +196,10 @@ static void run_paths(const char *dir, const char *arch, const char *be) {
     seq(tok, N, 2);
     for (size_t e = 0; e < sizeof envs / sizeof *envs; e++) {
         setenv(envs[e][0], envs[e][1], 1);
-        if (envs[e][2]) setenv(envs[e][2], "1", 1);
+        if (envs[e][2]) setenv(envs[e][2], envs[e][3] ? envs[e][3] : "1", 1);
         char what[160];
-        snprintf(what, sizeof what, "step path bucket 8%s%s", envs[e][2] ? " + " : "",
-                 envs[e][2] ? envs[e][2] : "");
+        snprintf(what, sizeof what, "step path bucket 8%s%s%s%s", envs[e][2] ? " + " : "",
+                 envs[e][2] ? envs[e][2] : "", envs[e][3] ? "=" : "", envs[e][3] ? envs[e][3] : "");
         sisa_load_options o = {.backend = be, .max_tokens = N};
         sisa_model *m = NULL;
         sisa_session *s = NULL;

@@ -50,11 +50,12 @@ const char *sc_kernel_name(sc_kernel k) {
     return (unsigned)k < sizeof names / sizeof names[0] ? names[k] : "?";
 }
 
-/* SISA_CUDA_PDL=1 on a device of compute capability >= 9.0: the own kernels are launched as
- * programmatic dependents (sc_common.cuh). Read per launch: tests switch it between models. */
+/* On a device of compute capability >= 9.0 the own kernels are launched as programmatic
+ * dependents (sc_common.cuh); SISA_CUDA_PDL=0 turns it off. Read per launch: tests switch it
+ * between models. */
 int sc_pdl_on(void) {
     const char *e = getenv("SISA_CUDA_PDL");
-    if (!e || !e[0] || strcmp(e, "0") == 0) return 0;
+    if (e && e[0] == '0') return 0;
     int dev = 0, major = 0;
     if (cudaGetDevice(&dev) != cudaSuccess ||
         cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) {
@@ -338,9 +339,9 @@ static cudaError_t launch(sc_stream *s, sc_kernel k, const sc_node *n) {
     case SC_K_GEMV: return sc_launch_gemv(n, s->dev->prop.multiProcessorCount, s->stream);
     case SC_K_SDPA_DECODE: {
         if (sc_decode_attn_workspace(n) > s->workspace_size) return cudaErrorInvalidValue;
-        /* SISA_CUDA_ATTN_ONE=1: partial + combine as one kernel (decode_attn.cu) */
+        /* partial + combine as one kernel (decode_attn.cu); SISA_CUDA_ATTN_ONE=0: two */
         const char *one = getenv("SISA_CUDA_ATTN_ONE");
-        const bool on = one && one[0] && strcmp(one, "0") != 0;
+        const bool on = !(one && one[0] == '0');
         return sc_launch_decode_attn(n, s->workspace, on ? s->attn_count : NULL, s->n_attn_count, s->stream);
     }
     default: return cudaErrorInvalidValue;

@@ -45,9 +45,12 @@ typedef struct sc_node {
     int32_t ip[8];
 } sc_node;
 
-/* cuda_backend.c: launch the own kernels as programmatic dependents (SISA_CUDA_PDL=1, sm_90+;
+/* cuda_backend.c: launch the own kernels as programmatic dependents (sm_90+, SISA_CUDA_PDL=0 off;
  * sc_common.cuh's sc_launch and sc_pdl_wait). 0 = plain stream order. */
 int sc_pdl_on(void);
+
+/* profile.cu: one thread spinning for `cycles` clock cycles (profiling only) */
+cudaError_t sc_launch_spin(long long cycles, cudaStream_t s);
 
 /* elementwise.cu: CPY, ADD, SCALE, SWIGLU, AUGMENT, EMBED */
 cudaError_t sc_launch_elementwise(const sc_node *n, cudaStream_t s);

@@ -2,9 +2,13 @@
  * cuda_profile.c — where a graph's device time goes, node by node (SISA_CUDA_PROFILE=1).
  *
  * Outside CUDA-graph capture, every node that graph_compute launches is bracketed by two CUDA
- * events and waited for, so each node's time is its kernels' device time alone (plus the event
- * pair's ~1-2 us), not overlapped with anything: the sum is what the graph would take with no
- * launch gaps. Times are summed per label (kernel + the node's name without "layers.<i>.", so
+ * events and waited for. Before the start event a spin kernel (profile.cu) holds the device for
+ * ~200 us, longer than the host takes to prepare and launch the node, so the start event is
+ * stamped when the spin ends and the node's kernels follow at once: each node's time is its
+ * kernels' device time alone (plus the gaps of the event pair, ~1 us), not the host's work and not
+ * overlapped with anything — the sum is what the graph would take with no launch gaps. (A node
+ * fused into an earlier kernel shows only that gap.) Profile with SISA_CUDA_PDL=0: the spin and
+ * the events sit between the kernels. Times are summed per label (kernel + the node's name without "layers.<i>.", so
  * the 12 layers' "proj" nodes are one row) for the graph computed most recently: a different
  * graph starts a new table (a decode run ends with its step graph's table). A CUDA-graph replay
  * is timed as a whole (events around cudaGraphLaunch, then waited for). The tables go to stderr
@@ -68,7 +72,12 @@ void sc_prof_graph(sc_stream *s, const sisa_graph *g, int first) {
 
 void sc_prof_start(sc_stream *s) {
     sc_prof *p = prof_get(s);
-    if (p) cudaEventRecord(p->ev[0], s->stream);
+    if (!p) return;
+    int khz = 0;
+    if (cudaDeviceGetAttribute(&khz, cudaDevAttrClockRate, s->dev->ordinal) != cudaSuccess) khz = 0;
+    const long long cycles = (long long)khz * 200 / 1000; /* 200 us at the peak clock */
+    if (sc_launch_spin(cycles > 0 ? cycles : 400000, s->stream) != cudaSuccess) cudaGetLastError();
+    cudaEventRecord(p->ev[0], s->stream);
 }
 
 void sc_prof_stop(sc_stream *s, const sisa_tensor *node, const char *kind) {

@@ -9,7 +9,7 @@
  *                 o = Σ exp(s - m)·V_j, written to the workspace
  *   k_da_combine  one block per (b, h, query): M = max m, L = Σ l·exp(m - M), out = Σ o·exp(m - M) / L
  *   k_da_one      both in one grid (the last block of each (b, h, query) combines; counters given
- *                 by the caller, SISA_CUDA_ATTN_ONE=1 — see the kernel)
+ *                 by the caller; the default, SISA_CUDA_ATTN_ONE=0 off — see the kernel)
  * Keys past the causal limit p0 + i (and chunks wholly past it) are never read: a cache may hold
  * anything there (ops.h). A query with no visible key gives zeros. Any float dtypes and strides;
  * fp32 math throughout.

@@ -63,7 +63,7 @@ static inline unsigned sc_blocks(int64_t n, int threads) {
     return (unsigned)(b > 0x7fffffff ? 0x7fffffff : b);
 }
 
-/* Programmatic dependent launch (sm_90+; SISA_CUDA_PDL=1, cuda_backend.c's sc_pdl_on): a kernel
+/* Programmatic dependent launch (sm_90+, on unless SISA_CUDA_PDL=0: cuda_backend.c's sc_pdl_on): a kernel
  * launched with sc_launch may start while the kernel before it on the stream finishes, so the
  * launch and the block ramp-up of one kernel overlap the tail of the previous one (also inside
  * a CUDA graph: capture turns it into a programmatic edge). Correctness rests on one rule: every

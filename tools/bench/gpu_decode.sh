@@ -2,7 +2,8 @@
 # Decode on the GPU machine in one call (METHOD.md): the decode-related tests on CUDA, then batch-1
 # decode of SISA-152M d_s=16 (bf16 weights, 512-token prompt, 128 greedy tokens — gpu_all.sh's
 # command line) on CUDA with each decode path switched on/off, and on Vulkan and OpenCL, with the
-# host-timed per-step split (SISA_DECODE_TIMING=1); the default and PDL rows run twice (first and
+# host-timed per-step split (SISA_DECODE_TIMING=1); the default and the previous session's path
+# (cuda-prev: no PDL, two-kernel SDPA, residuals in the arena, g copied) run twice (first and
 # last) to show the drift; kernel nodes per recorded step; per-node device times of a step
 # (SISA_CUDA_PROFILE=1) and the replay's device time. Logs in $OUT.
 # Usage (after `source .devdeps/setup.sh`): bash tools/bench/gpu_decode.sh [BUILDDIR] [--no-tests]
@@ -18,8 +19,7 @@ if [ "${2:-}" != "--no-tests" ]; then
   t cuda_smoke 120 $B/tests/test_cuda_smoke
   t golden 120 $B/tests/test_golden tests/golden cuda
   t conform 200 $B/tests/conformance/conform --backend cuda
-  t conform-pdl-one 200 env SISA_CUDA_PDL=1 SISA_CUDA_ATTN_ONE=1 $B/tests/conformance/conform --backend cuda
-  t decode-pdl-one 300 env SISA_CUDA_PDL=1 SISA_CUDA_ATTN_ONE=1 $B/tests/test_decode cuda
+  t conform-nopdl 200 env SISA_CUDA_PDL=0 $B/tests/conformance/conform --backend cuda
   grep -E "FAIL" "$OUT"/test-*.txt | head -20
   tar czf "$OUT/tests.tgz" -C "$OUT" $(cd "$OUT" && ls test-*.txt) && rm -f "$OUT"/test-*.txt
 fi
@@ -34,9 +34,9 @@ gen() { # name backend env...
   grep "^decode steps" "$OUT/decode-$n.txt" | tail -1
 }
 gen cuda cuda
-gen cuda-pdl cuda SISA_CUDA_PDL=1
-gen cuda-one cuda SISA_CUDA_ATTN_ONE=1
-gen cuda-pdl-one cuda SISA_CUDA_PDL=1 SISA_CUDA_ATTN_ONE=1
+gen cuda-nopdl cuda SISA_CUDA_PDL=0
+gen cuda-twoattn cuda SISA_CUDA_ATTN_ONE=0
+gen cuda-prev cuda SISA_CUDA_PDL=0 SISA_CUDA_ATTN_ONE=0 SISA_DECODE_NO_RESID=1 SISA_DECODE_G_CPY=1
 gen cuda-noresid cuda SISA_DECODE_NO_RESID=1
 gen cuda-gcpy cuda SISA_DECODE_G_CPY=1
 gen cuda-nograph cuda SISA_CUDA_NO_GRAPH=1
@@ -48,15 +48,14 @@ gen opencl opencl
 gen cuda-nofusegemv cuda SISA_CUDA_FUSE_GEMV=0
 gen cuda-nofusessm cuda SISA_CUDA_FUSE=0
 gen cuda-again cuda
-gen cuda-pdl-again cuda SISA_CUDA_PDL=1
-gen cuda-pdl-one-again cuda SISA_CUDA_PDL=1 SISA_CUDA_ATTN_ONE=1
+gen cuda-prev-again cuda SISA_CUDA_PDL=0 SISA_CUDA_ATTN_ONE=0 SISA_DECODE_NO_RESID=1 SISA_DECODE_G_CPY=1
 echo "== kernel nodes per recorded step (SISA_CUDA_TRACE)"
-for v in "" SISA_CUDA_ATTN_ONE=1 SISA_DECODE_NO_RESID=1; do
+for v in "" SISA_CUDA_ATTN_ONE=0 "SISA_CUDA_ATTN_ONE=0 SISA_DECODE_NO_RESID=1 SISA_DECODE_G_CPY=1"; do
   echo "${v:-default}: $(env $v SISA_CUDA_TRACE=1 timeout 60 $S generate -m /tmp/m152 --backend cuda --tokens "$ids" -n 4 --temp 0 --no-eos 2>&1 >/dev/null | grep -o 'CUDA graph of [0-9]* kernel nodes, [0-9]* other' | tail -1)"
 done
 echo "== per-node device time of a step (SISA_CUDA_PROFILE=1, no CUDA graph: each node waited for alone) and replay time"
-SISA_CUDA_PROFILE=1 SISA_CUDA_NO_GRAPH=1 timeout 120 $S generate -m /tmp/m152 --backend cuda --tokens "$ids" -n 32 --temp 0 --no-eos 2>&1 >/dev/null | grep "cuda profile" | head -45 | tee "$OUT/profile-nodes.txt"
-for v in "" SISA_CUDA_PDL=1 "SISA_CUDA_PDL=1 SISA_CUDA_ATTN_ONE=1"; do
+SISA_CUDA_PDL=0 SISA_CUDA_PROFILE=1 SISA_CUDA_NO_GRAPH=1 timeout 120 $S generate -m /tmp/m152 --backend cuda --tokens "$ids" -n 32 --temp 0 --no-eos 2>&1 >/dev/null | grep "cuda profile" | head -45 | tee "$OUT/profile-nodes.txt"
+for v in "" SISA_CUDA_PDL=0 "SISA_CUDA_PDL=0 SISA_CUDA_ATTN_ONE=0 SISA_DECODE_NO_RESID=1 SISA_DECODE_G_CPY=1"; do
   echo "${v:-default}: $(env $v SISA_CUDA_PROFILE=1 timeout 120 $S generate -m /tmp/m152 --backend cuda --tokens "$ids" -n 32 --temp 0 --no-eos 2>&1 >/dev/null | grep 'CUDA-graph replays')"
 done
 echo "== fused launches per decode (SISA_CUDA_TRACE, 4 new tokens)"
