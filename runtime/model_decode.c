@@ -466,9 +466,33 @@ static void stop_replay(sisa_session *s) {
     sg->no_record = true;
 }
 
-/* One new position per sequence at s->pos > 0 through the cached step graph. With a recording,
- * the nodes are updated for position pos + 1 while the device runs position pos (the update
- * affects later replays only), so the host's update cost hides behind the device's work. */
+/* Replay the recording (its nodes hold position s->pos) and wait for it. While the device runs
+ * it, the nodes are patched and updated for position pos + 1 when that step uses this graph too
+ * (the update affects later replays only), so the host's update cost hides behind the device's
+ * work; *patch_s gets that time. An update the backend refuses only means that the next step
+ * computes normally: the recording is released after the wait. */
+static sisa_status step_replay(sisa_session *s, double *patch_s) {
+    step_graph *sg = &s->step;
+    sisa_sched *sc = s->m->sched;
+    *patch_s = 0.0;
+    SISA_TRY(sisa_sched_launch(sc, sg->rec));
+    s->n_replays++;
+    const int64_t next = (int64_t)s->pos + 1;
+    bool keep = true;
+    if (next < s->max_ctx && step_keys(s, (int)next) == sg->Tk) {
+        const double u0 = now_s();
+        step_patch(sg, next);
+        keep = sisa_sched_update(sc, sg->g, sg->rec, sg->changed, sg->n_changed) == SISA_OK;
+        sg->rec_pos = keep ? next : -1;
+        *patch_s = now_s() - u0;
+    }
+    const sisa_status st = sisa_sched_sync(sc);
+    if (!keep) stop_replay(s);
+    return st;
+}
+
+/* One new position per sequence at s->pos > 0 through the cached step graph: replayed where the
+ * backend recorded it (step_replay), else computed node by node. */
 static sisa_status step_run(sisa_session *s, const int32_t *tokens, float *logits) {
     SISA_TRY(step_ready(s));
     step_graph *sg = &s->step;
@@ -480,9 +504,8 @@ static sisa_status step_run(sisa_session *s, const int32_t *tokens, float *logit
     double t2 = now_s();
     s->t[T_PATCH] += t1 - t0;
     s->t[T_INPUT] += t2 - t1;
-    if (!sg->rec && !sg->no_record) {
-        sisa_status st = sisa_sched_record(sc, sg->g, &sg->rec);
-        if (st != SISA_OK || !sg->rec) { /* not offered or refused: compute normally */
+    if (!sg->rec && !sg->no_record) { /* record once; not offered or refused: compute normally */
+        if (sisa_sched_record(sc, sg->g, &sg->rec) != SISA_OK || !sg->rec) {
             sg->no_record = true;
             sg->rec = NULL;
         } else {
@@ -493,40 +516,21 @@ static sisa_status step_run(sisa_session *s, const int32_t *tokens, float *logit
         t2 = now_s();
     }
     sisa_status st = SISA_OK;
-    bool computed = false;
-    if (sg->rec && sg->rec_pos != s->pos) {
+    if (sg->rec && sg->rec_pos != s->pos) { /* the recording holds another position's values */
         st = sisa_sched_update(sc, sg->g, sg->rec, sg->changed, sg->n_changed);
-        sg->rec_pos = st == SISA_OK ? s->pos : -1;
-        if (st == SISA_UNSUPPORTED) { /* an update the backend cannot make: stop replaying */
+        if (st == SISA_OK) {
+            sg->rec_pos = s->pos;
+        } else if (st == SISA_UNSUPPORTED) { /* an update the backend cannot make: stop replaying */
             stop_replay(s);
             st = SISA_OK;
         }
     }
-    double t3 = now_s();
+    double t3 = now_s(), overlapped = 0.0;
     s->t[T_PATCH] += t3 - t2;
-    if (st == SISA_OK && sg->rec) {
-        st = sisa_sched_launch(sc, sg->rec);
-        s->n_replays++;
-        const int64_t next = (int64_t)s->pos + 1;
-        if (st == SISA_OK && next < s->max_ctx && step_keys(s, (int)next) == sg->Tk) {
-            double u0 = now_s();
-            step_patch(sg, next);
-            sisa_status us = sisa_sched_update(sc, sg->g, sg->rec, sg->changed, sg->n_changed);
-            sg->rec_pos = us == SISA_OK ? next : -1;
-            s->t[T_PATCH] += now_s() - u0;
-            t3 = now_s();
-            if (us != SISA_OK) { /* this launch is fine; the next step computes normally */
-                st = sisa_sched_sync(sc);
-                stop_replay(s);
-                computed = true;
-            }
-        }
-        if (!computed && st == SISA_OK) st = sisa_sched_sync(sc);
-        computed = true;
-    }
-    if (st == SISA_OK && !computed) st = sisa_sched_compute(sc, sg->g);
+    if (st == SISA_OK) st = sg->rec ? step_replay(s, &overlapped) : sisa_sched_compute(sc, sg->g);
     double t4 = now_s();
-    s->t[T_COMPUTE] += t4 - t3;
+    s->t[T_PATCH] += overlapped;
+    s->t[T_COMPUTE] += t4 - t3 - overlapped;
     if (st == SISA_OK) {
         const size_t row = (size_t)s->m->cfg.vocab_size * sizeof(float);
         st = sisa_tensor_read(sg->logits, s->last, (size_t)s->batch * row);
