@@ -8,13 +8,15 @@
  * kernels' device time alone (plus the gaps of the event pair, ~1 us), not the host's work and not
  * overlapped with anything — the sum is what the graph would take with no launch gaps. (A node
  * fused into an earlier kernel shows only that gap.) Profile with SISA_CUDA_PDL=0: the spin and
- * the events sit between the kernels. Times are summed per label (kernel + the node's name without "layers.<i>.", so
- * the 12 layers' "proj" nodes are one row) for the graph computed most recently: a different
- * graph starts a new table (a decode run ends with its step graph's table). A CUDA-graph replay
- * is timed as a whole (events around cudaGraphLaunch, then waited for). The tables go to stderr
+ * the events sit between the kernels. Times are summed per label (kernel + the node's name
+ * without "layers.<i>.", so the 12 layers' "proj" nodes are one row) for the graph computed most
+ * recently: a different graph (other ops or shapes) starts a new table (a decode run ends with
+ * its step graph's table). A CUDA-graph replay is timed as a whole (events around
+ * cudaGraphLaunch, then waited for). The tables go to stderr
  * when the stream is freed. Profiling serialises the host and the device: its times are for
  * comparing nodes, not for throughput.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,7 +32,7 @@ typedef struct prof_row {
 } prof_row;
 
 typedef struct sc_prof {
-    const sisa_graph *g;
+    uint64_t sig; /* graph_sig of the graph the table is for */
     int g_nodes;
     int64_t runs;
     int n;
@@ -58,11 +60,28 @@ static sc_prof *prof_get(sc_stream *s) {
     return s->prof && s->prof->ev_ok ? s->prof : NULL;
 }
 
+static void prof_print(sc_prof *p);
+
+/* Which graph: its nodes' ops and shapes (a freed graph's memory may hold the next one, and a
+ * prefill chunk has as many nodes as a step). */
+static uint64_t graph_sig(const sisa_graph *g) {
+    uint64_t h = 1469598103934665603ull;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const sisa_tensor *t = g->nodes[i];
+        uint64_t v = (uint64_t)t->op;
+        for (int d = 0; d < 4; d++) v = v * 1000003u + (uint64_t)t->shape[d];
+        h = (h ^ v) * 1099511628211ull;
+    }
+    return h;
+}
+
 void sc_prof_graph(sc_stream *s, const sisa_graph *g, int first) {
     sc_prof *p = prof_get(s);
     if (!p) return;
-    if (p->g != g || p->g_nodes != g->n_nodes) {
-        p->g = g;
+    const uint64_t sig = graph_sig(g);
+    if (p->sig != sig || p->g_nodes != g->n_nodes) {
+        if (p->runs > 1) prof_print(p); /* a graph computed more than once: its table too */
+        p->sig = sig;
         p->g_nodes = g->n_nodes;
         p->runs = 0;
         p->n = 0;
@@ -131,9 +150,7 @@ static int by_ms(const void *a, const void *b) {
     return x < y ? 1 : x > y ? -1 : 0;
 }
 
-void sc_prof_free(sc_stream *s) {
-    sc_prof *p = s->prof;
-    if (!p) return;
+static void prof_print(sc_prof *p) {
     if (p->n > 0 && p->runs > 0) {
         qsort(p->row, (size_t)p->n, sizeof *p->row, by_ms);
         double total = 0.0;
@@ -142,7 +159,7 @@ void sc_prof_free(sc_stream *s) {
             total += p->row[i].ms;
             launches += p->row[i].n;
         }
-        fprintf(stderr, "cuda profile: last graph (%d nodes) computed %lld times unrecorded; per "
+        fprintf(stderr, "cuda profile: graph of %d nodes computed %lld times unrecorded; per "
                         "compute: %.1f us device time in %.1f timed nodes (each waited for alone)\n",
                 p->g_nodes, (long long)p->runs, 1e3 * total / (double)p->runs,
                 (double)launches / (double)p->runs);
@@ -152,6 +169,12 @@ void sc_prof_free(sc_stream *s) {
                     (double)p->row[i].n / (double)p->runs, 1e3 * p->row[i].ms / (double)p->row[i].n,
                     p->row[i].label);
     }
+}
+
+void sc_prof_free(sc_stream *s) {
+    sc_prof *p = s->prof;
+    if (!p) return;
+    prof_print(p);
     if (p->replays > 0)
         fprintf(stderr, "cuda profile: %lld CUDA-graph replays, %.1f us device time each (last "
                         "recording: %d kernel nodes, %d other nodes)\n",

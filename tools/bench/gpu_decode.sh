@@ -54,7 +54,7 @@ for v in "" SISA_CUDA_ATTN_ONE=0 "SISA_CUDA_ATTN_ONE=0 SISA_DECODE_NO_RESID=1 SI
   echo "${v:-default}: $(env $v SISA_CUDA_TRACE=1 timeout 60 $S generate -m /tmp/m152 --backend cuda --tokens "$ids" -n 4 --temp 0 --no-eos 2>&1 >/dev/null | grep -o 'CUDA graph of [0-9]* kernel nodes, [0-9]* other' | tail -1)"
 done
 echo "== per-node device time of a step (SISA_CUDA_PROFILE=1, no CUDA graph: each node waited for alone) and replay time"
-SISA_CUDA_PDL=0 SISA_CUDA_PROFILE=1 SISA_CUDA_NO_GRAPH=1 timeout 120 $S generate -m /tmp/m152 --backend cuda --tokens "$ids" -n 32 --temp 0 --no-eos 2>&1 >/dev/null | grep "cuda profile" | head -45 | tee "$OUT/profile-nodes.txt"
+SISA_CUDA_PDL=0 SISA_CUDA_PROFILE=1 SISA_CUDA_NO_GRAPH=1 timeout 120 $S generate -m /tmp/m152 --backend cuda --tokens "$ids" -n 32 --temp 0 --no-eos 2>&1 >/dev/null | grep "cuda profile" | head -90 | tee "$OUT/profile-nodes.txt"
 for v in "" SISA_CUDA_PDL=0 "SISA_CUDA_PDL=0 SISA_CUDA_ATTN_ONE=0 SISA_DECODE_NO_RESID=1 SISA_DECODE_G_CPY=1"; do
   echo "${v:-default}: $(env $v SISA_CUDA_PROFILE=1 timeout 120 $S generate -m /tmp/m152 --backend cuda --tokens "$ids" -n 32 --temp 0 --no-eos 2>&1 >/dev/null | grep 'CUDA-graph replays')"
 done
