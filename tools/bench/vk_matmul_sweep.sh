@@ -4,7 +4,8 @@
 # prints an error row), then the 152M prefill with bf16 activations on Vulkan and CUDA in the
 # same call, with the per-op profile. One call on the GPU machine (METHOD.md).
 # Usage (after `source .devdeps/setup.sh`): bash tools/bench/vk_matmul_sweep.sh BUILDDIR; logs in $OUT.
-# SISA_SWEEP_TILES="cfg ..." replaces the list.
+# SISA_SWEEP_TILES="cfg ..." replaces the list. bf16 rows varied up to 3x between two calls (docs/VULKAN.md):
+# the SM clock, power and throttle reasons are logged before each config.
 set -u
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 B=${1:-build-gpu}
@@ -13,8 +14,11 @@ nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm --format=csv 
 TILES=${SISA_SWEEP_TILES:-"128,128,32,64,32,2 128,128,32,64,64 128,128,32,64,64,2 128,256,32,64,64 256,128,32,64,64 128,128,64,64,32 128,128,64,64,64 64,128,32,32,64,2"}
 echo "== coopmat MATMUL, default tiles (128,128,32,64,32, 1 stage)" | tee "$OUT/sweep.txt"
 timeout 120 "$B/tools/bench_vulkan" 5 --matmul --no-f32 2>&1 | tee -a "$OUT/sweep.txt" | grep '^| MATMUL'
+clk() { nvidia-smi --query-gpu=clocks.sm,power.draw,temperature.gpu,clocks_throttle_reasons.active --format=csv,noheader | tee -a "$OUT/sweep.txt"; }
+clk
 for t in $TILES; do
   echo "== SISA_VK_MM_TILES=$t" | tee -a "$OUT/sweep.txt"
+  clk
   SISA_VK_MM_TILES=$t timeout 120 "$B/tools/bench_vulkan" 5 --matmul --no-f32 2>&1 | tee -a "$OUT/sweep.txt" | grep '^| MATMUL'
 done
 echo "== 152M prefill B=8 T=2048, bf16 weights and activations: vulkan, then cuda"
