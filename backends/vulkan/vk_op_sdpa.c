@@ -3,8 +3,9 @@
  * matrix), both forms of SISA.md §2, d_qk != d_v, causal with a position offset p0 (decode:
  * Tq = 1 against a longer cache), output (B, Tq, H, Dv).
  *
- * Two kernels behind one selection: sdpa_coopmat.comp (NV cooperative matrices: f16 Q/K/V,
- * fp32 scores and accumulation) where the device has them and a query block is at least one
+ * Two kernels behind one selection: sdpa_coopmat.comp (NV cooperative matrices: f16 or bf16
+ * Q/K/V as f16 operands, fp32 scores and accumulation; opt-in SISA_VK_COOPMAT_SDPA=1 until it is
+ * confirmed on a GPU, emulated with SISA_VK_COOPMAT=emulate) where a query block is at least one
  * 16-row tile; sdpa.comp (scalar, one invocation per query row) everywhere else, f32 inputs and
  * decode steps included. Head dims, key-block size, form and causality are specialization
  * constants; the scalar key block is the largest power of two <= 64 whose K and V tiles fit
@@ -12,6 +13,7 @@
  * maxStorageBufferRange.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "vk_internal.h"
@@ -56,32 +58,82 @@ static void sdpa_units(const sisa_tensor *n, vk_units *u) {
     u->slot[u->n_ops++] = 6;
 }
 
-/* The cooperative-matrix kernel (sdpa_coopmat.comp): f16 Q, K, V, at least one 16-row tile of
- * queries (decode steps stay on the scalar kernel), the device's shape and shared memory. */
+/* The cooperative-matrix kernel (sdpa_coopmat.comp): f16 or bf16 Q, K, V (f32 stays on the
+ * scalar kernel: its results keep f32 accuracy), at least one 16-row tile of queries (decode steps
+ * stay on the scalar kernel), the device's 16x16x16 shape, a 64-row query block = 4 subgroups of
+ * 16 rows and 64-key blocks (32/32 with 2 subgroups where shared memory is short, e.g. 32 KiB).
+ * Opt-in (SISA_VK_COOPMAT_SDPA=1; SISA_VK_NO_COOPMAT_SDPA=1 wins) until the alignment fix is
+ * confirmed on a GPU (docs/VULKAN.md); SISA_VK_COOPMAT=emulate runs it with emulated matrix units
+ * (lavapipe, tests). */
+enum { CM_NW = 4 };
+
+static bool cm_src_ok(const vk_device *d, const sisa_tensor *t) {
+    return t->dtype == SISA_F16 || (t->dtype == SISA_BF16 && d->coopmat_bf16);
+}
+
 static bool coopmat_plan(const vk_device *d, const sisa_tensor *n, int64_t dc, vk_kernel *k) {
     const sisa_tensor *q = n->src[0], *kk = n->src[1], *v = n->src[2];
-    if (!d->coopmat_sdpa || q->dtype != SISA_F16 || kk->dtype != SISA_F16 || v->dtype != SISA_F16 ||
+    const bool emu = !d->coopmat && d->cm_emulate && d->subgroup_shuffle &&
+                     !sisa_vk_env_flag("SISA_VK_NO_COOPMAT_SDPA");
+    if ((!d->coopmat_sdpa && !emu) || !cm_src_ok(d, q) || !cm_src_ok(d, kk) || !cm_src_ok(d, v) ||
         q->shape[2] < 16 || !d->storage16)
         return false;
-    const uint32_t TM = d->cm_m, TN = d->cm_n, TK = d->cm_k, SG = d->subgroup_size, NW = 4, BC = 32;
-    if (TM != 16 || SG % TM || (SG / TM) & (SG / TM - 1) || BC % TN || BC % TK || BC % (SG / TM)) return false;
+    /* the emulation plans with 32-invocation "subgroups" whatever the device's size */
+    const uint32_t TM = d->cm_m, TN = d->cm_n, TK = d->cm_k, SG = emu ? 32 : d->subgroup_size;
+    if (TM != 16 || TN != 16 || TK != 16 || SG % TM || (SG / TM) & (SG / TM - 1)) return false;
     const uint32_t Dqk = (uint32_t)q->shape[3], Dv = (uint32_t)v->shape[3];
     const uint32_t dcp = ((uint32_t)dc + TK - 1) / TK * TK, drp = (Dqk - (uint32_t)dc + TK - 1) / TK * TK;
-    const uint32_t dvp = (Dv + TN - 1) / TN * TN;
-    if (dvp % (SG / TM)) return false;
-    const uint32_t kst = dcp + drp + 8, vst = dvp + 8, pst = BC + 8;
-    const bool form_b = n->src[3] != NULL;
-    uint64_t shared = (uint64_t)BC * kst * 2 + (uint64_t)BC * vst * 2 + (uint64_t)NW * TM * pst * 2 +
-                      (uint64_t)NW * TM * BC * 4 * (form_b ? 2 : 1) + (uint64_t)NW * TM * dvp * 4 + BC * 4;
-    if (shared > d->max_shared || NW * SG > d->max_wg_invocations) return false;
-    k->shader = vk_variant(VK_SH_SDPA_CM, n->dtype);
-    k->wg = NW * SG;
+    const uint32_t dkp = dcp + drp, dvp = (Dv + TN - 1) / TN * TN;
+    /* debugging only: variant bits of the kernel (its header: 16 adds an O array, 64 a Q array) */
+    const char *var_env = getenv("SISA_VK_SDPA_VARIANT");
+    uint32_t var = var_env ? (uint32_t)strtoul(var_env, NULL, 0) : 0; /* 256 may be forced */
+    /* 4 subgroups (64 query rows, 64-key blocks) where the shared memory allows, else 2 or 1;
+     * K rows padded by 8 halves (fewer bank conflicts) unless only the unpadded rows fit (flag 256:
+     * 64/64 blocks with d_qk 80 need 48,432 bytes unpadded, NVIDIA's limit is 48 KiB) */
+    uint32_t NW = CM_NW, BC = 0;
+    for (; NW >= 1 && !BC; NW /= 2) {
+        const uint32_t bc = NW * TM, wgs = NW * SG;
+        if (bc % (SG / TM) || bc / (SG / TM) > 64 || dvp % (SG / TM)) continue;
+        /* register staging: at most 16 chunks of 8 elements per invocation for a K and a V block */
+        if ((bc * dkp / 8 + wgs - 1) / wgs > 16 || (bc * dvp / 8 + wgs - 1) / wgs > 16) continue;
+        for (uint32_t kpad = 8;; kpad = 0) {
+            const uint32_t kst = dkp + kpad, vst = dvp + 8, pst = bc + 8, sst = (bc > dvp ? bc : dvp) + 4;
+            const bool q_own = emu || (var & 64); /* a Q array (else Q is staged through K's) */
+            /* Qs, Ks, Vs, Ps (f16), the fp32 scratch (and O: variant 16), gk, red[4], Os[4] */
+            uint64_t shared = (q_own ? (uint64_t)bc * kst * 2 : 16) + (uint64_t)bc * kst * 2 +
+                              (uint64_t)bc * vst * 2 + (uint64_t)bc * pst * 2 +
+                              (uint64_t)bc * sst * 4 * (var & 16 ? 2 : 1) + bc * 4 + 32;
+            if (shared <= d->max_shared && wgs <= d->max_wg_invocations) {
+                BC = bc;
+                if (!kpad) var |= 256;
+                break;
+            }
+            if (!kpad) break;
+        }
+    }
+    NW = BC / TM;
+    if (!BC) return false;
+    const uint32_t wgs = NW * SG;
+    k->shader = emu ? vk_variant(VK_SH_SDPA_CM_EMU, n->dtype) : vk_variant(VK_SH_SDPA_CM, n->dtype);
+    k->wg = wgs;
     k->tile[0] = BC;
-    k->tile[1] = NW * TM; /* query rows per workgroup */
+    k->tile[1] = BC; /* query rows per workgroup */
+    k->tile[2] = 1;  /* record sets the 16-byte-load flags (spec 22..24) */
     k->spec[10] = k->wg;
     k->spec[13] = BC;
     k->spec[17] = TM, k->spec[18] = TN, k->spec[19] = TK, k->spec[20] = SG, k->spec[21] = NW;
+    k->spec[25] = var;
     return true;
+}
+
+/* 8 consecutive elements along d (16 bytes) can be loaded at once: 16-bit, d contiguous, every
+ * stride and the element base a multiple of 8, the binding 16-byte aligned, and the channel
+ * groups of the kernel's [content | decayed] layout (dc, d_qk or d_v) multiples of 8. */
+static uint32_t vec8_ok(const sisa_tensor *t, uint32_t base, uint64_t bind_off, int64_t groups) {
+    if (sisa_dtype_size(t->dtype) != 2 || vk_es(t, 3) != 1 || base % 8 || bind_off % 16 || groups % 8) return 0;
+    for (int i = 0; i < 3; i++)
+        if (vk_es(t, i) % 8) return 0;
+    return 1;
 }
 
 static bool true_if_feasible(const vk_device *d, const sisa_tensor *n, char *reason);
@@ -165,7 +217,15 @@ sisa_status sisa_vk_record_sdpa(vk_rec *r, const sisa_tensor *n, const vk_kernel
         pc.q_base = base[0], pc.k_base = base[1], pc.v_base = base[2];
         pc.gq_base = base[3], pc.gk_base = base[4], pc.d_base = base[6];
         pc.unit0 = (uint32_t)u0;
-        SISA_TRY(sisa_vk_dispatch(r, k->shader, k->spec, binds, &pc, sizeof pc, gx, (uint32_t)(u1 - u0), 1));
+        uint32_t spec[VK_SPEC_N];
+        memcpy(spec, k->spec, sizeof spec);
+        if (k->tile[2]) {
+            int64_t dc = gq ? n->iparams[2] : q->shape[3];
+            spec[22] = vec8_ok(q, base[0], binds[0].off, dc) && q->shape[3] % 8 == 0;
+            spec[23] = vec8_ok(kk, base[1], binds[1].off, dc) && kk->shape[3] % 8 == 0;
+            spec[24] = vec8_ok(v, base[2], binds[2].off, v->shape[3]);
+        }
+        SISA_TRY(sisa_vk_dispatch(r, k->shader, spec, binds, &pc, sizeof pc, gx, (uint32_t)(u1 - u0), 1));
         u0 = u1;
     }
     return SISA_OK;

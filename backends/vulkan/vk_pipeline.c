@@ -113,6 +113,12 @@ static const uint32_t spv_matmul_coopmat_f32[] =
 static const uint32_t spv_matmul_coopmat_out16[] =
 #include "matmul_coopmat.out16.spv.h"
     ;
+static const uint32_t spv_sdpa_coopmat_emu_f32[] =
+#include "sdpa_coopmat.emu_f32.spv.h"
+    ;
+static const uint32_t spv_sdpa_coopmat_emu_out16[] =
+#include "sdpa_coopmat.emu_out16.spv.h"
+    ;
 static const uint32_t spv_matmul_coopmat_emu_f32[] =
 #include "matmul_coopmat.emu_f32.spv.h"
     ;

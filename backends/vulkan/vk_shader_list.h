@@ -37,3 +37,5 @@ SISA_VK_SHADER(VK_SH_MATMUL_CM_EMU, "matmul_coopmat.emu", matmul_coopmat, emu_f3
 SISA_VK_SHADER(VK_SH_MATMUL_CM_EMU_16, "matmul_coopmat.emu.out16", matmul_coopmat, emu_out16, VK_NEEDS_16BIT)
 SISA_VK_SHADER(VK_SH_SDPA_CM, "sdpa_coopmat", sdpa_coopmat, f32, VK_NEEDS_COOPMAT | VK_NEEDS_16BIT)
 SISA_VK_SHADER(VK_SH_SDPA_CM_16, "sdpa_coopmat.out16", sdpa_coopmat, out16, VK_NEEDS_COOPMAT | VK_NEEDS_16BIT)
+SISA_VK_SHADER(VK_SH_SDPA_CM_EMU, "sdpa_coopmat.emu", sdpa_coopmat, emu_f32, VK_NEEDS_16BIT)
+SISA_VK_SHADER(VK_SH_SDPA_CM_EMU_16, "sdpa_coopmat.emu.out16", sdpa_coopmat, emu_out16, VK_NEEDS_16BIT)

@@ -3,7 +3,7 @@
  *   MATMUL x.W^T with M = 8*2048 rows, K = 768, N = 768 / 2908 (SISA-152M d_s=16 FFN) / 50277
  *   (logits), in f16 (cooperative-matrix kernel where the device has one), bf16 and f32;
  *   SDPA causal B=8 H=12 T=4096, SISA form A (d_qk 80, d_v 64), form B (d_content 64, gq/gk),
- *   the Transformer's 64/64, in f16, bf16 (forms A and B) and f32 (form A).
+ *   the Transformer's 64/64, in f16, bf16 and f32 (form A).
  * Each case is one node run through the scheduler (strict placement); time = median of the GPU
  * timestamps around the submitted command buffer (wall clock around compute+synchronize is
  * printed too). FLOPs: 2MNK; attention 2*B*H*(T(T+1)/2)*(d_qk + d_v) (visible pairs only).
@@ -182,6 +182,7 @@ int main(int argc, char **argv) {
         {.name = an[3], .op = SISA_OP_SDPA, .dt = SISA_F16, .B = B, .H = 12, .T = quick ? T : 2048, .dqk = 80, .dv = 64},
         {.name = an[0], .op = SISA_OP_SDPA, .dt = SISA_BF16, .B = B, .H = 12, .T = T, .dqk = 80, .dv = 64},
         {.name = an[1], .op = SISA_OP_SDPA, .dt = SISA_BF16, .B = B, .H = 12, .T = T, .dqk = 80, .dv = 64, .dc = 64},
+        {.name = an[2], .op = SISA_OP_SDPA, .dt = SISA_BF16, .B = B, .H = 12, .T = T, .dqk = 64, .dv = 64},
         {.name = an[3], .op = SISA_OP_SDPA, .dt = SISA_BF16, .B = B, .H = 12, .T = quick ? T : 2048, .dqk = 80, .dv = 64},
         {.name = an[0], .op = SISA_OP_SDPA, .dt = SISA_F32, .B = B, .H = 12, .T = T, .dqk = 80, .dv = 64},
     };
