@@ -98,10 +98,11 @@ static void c_sdpa_odd(sisa_graph *g, smoke_outs *o) {
     g->act_dtype = SISA_BF16;
     smoke_out(o, smoke_sdpa(g, q, k, v, 0, 0, NULL, NULL, 0), SMOKE_BF16_TOL);
     g->act_dtype = SISA_F32;
-    /* heads-interleaved input view (B,T,H,D) -> (B,H,T,D), as the model builds it */
+    /* heads-interleaved input view (B,T,H,D) -> (B,H,T,D), as the model builds it; bf16 with
+     * Tq >= 16 runs on the coopmat kernel where it is on (P rounded to f16: H16_TOL) */
     sisa_tensor *x = IN(g, "x", SISA_BF16, 1, 37, 2, 24);
     sisa_tensor *xv = sisa_permute(g, x, 0, 2, 1, 3);
-    smoke_out(o, smoke_sdpa(g, xv, xv, xv, 1, 0, NULL, NULL, 0), SMOKE_SDPA_TOL);
+    smoke_out(o, smoke_sdpa(g, xv, xv, xv, 1, 0, NULL, NULL, 0), H16_TOL);
 }
 
 /* f16 Q/K/V: the cooperative-matrix flash attention where the device has it (Tq >= 16) */
