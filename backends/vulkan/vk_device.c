@@ -160,8 +160,9 @@ static void query(vk_device *d, bool *want_cm_ext, bool *want_maint4) {
     d->coopmat = *want_cm_ext && fcm.cooperativeMatrix && f12.shaderFloat16 && f12.vulkanMemoryModel &&
                  f11.storageBuffer16BitAccess && d->subgroup_size >= 8 && pick_coopmat_shape(d);
     d->suballoc = true;
-    /* opt-in: on the H100 (driver 580) it was slower than the scalar kernel and wrong in form A */
-    d->coopmat_sdpa = d->coopmat && d->subgroup_shuffle && sisa_vk_env_flag("SISA_VK_COOPMAT_SDPA");
+    /* coopmat flash attention wherever there are cooperative matrices and subgroup shuffles (H100,
+     * driver 580: conformance 271/271 with it; SISA_VK_NO_COOPMAT_SDPA=1 turns it off, vk_quirks.c) */
+    d->coopmat_sdpa = d->coopmat && d->subgroup_shuffle;
     /* tests: the coopmat MATMUL kernel with its matrix-unit operations emulated (CPU implementations) */
     const char *cme = getenv("SISA_VK_COOPMAT");
     d->cm_emulate = !d->coopmat && cme && strcmp(cme, "emulate") == 0 && f12.shaderFloat16 &&

@@ -133,7 +133,7 @@ struct vk_device {
     uint32_t max_groups[3];
     uint32_t subgroup_size;
     bool subgroup_shuffle; /* subgroupShuffleXor in compute shaders */
-    bool coopmat_sdpa;     /* the coopmat flash-attention kernel (opt-in: SISA_VK_COOPMAT_SDPA=1) */
+    bool coopmat_sdpa;     /* the coopmat flash-attention kernel (default with coopmat; SISA_VK_NO_COOPMAT_SDPA=1 off) */
     bool coopmat_bf16;     /* bf16 operands converted to f16 for the coopmat kernels (off: SISA_VK_NO_BF16_COOPMAT=1) */
     bool timestamps;
     float timestamp_period;

@@ -4,8 +4,8 @@
  * Tq = 1 against a longer cache), output (B, Tq, H, Dv).
  *
  * Two kernels behind one selection: sdpa_coopmat.comp (NV cooperative matrices: f16 or bf16
- * Q/K/V as f16 operands, fp32 scores and accumulation; opt-in SISA_VK_COOPMAT_SDPA=1 until it is
- * confirmed on a GPU, emulated with SISA_VK_COOPMAT=emulate) where a query block is at least one
+ * Q/K/V as f16 operands, fp32 scores and accumulation; on wherever the device has cooperative
+ * matrices, SISA_VK_NO_COOPMAT_SDPA=1 off; emulated with SISA_VK_COOPMAT=emulate) where a query block is at least one
  * 16-row tile; sdpa.comp (scalar, one invocation per query row) everywhere else, f32 inputs and
  * decode steps included. Head dims, key-block size, form and causality are specialization
  * constants; the scalar key block is the largest power of two <= 64 whose K and V tiles fit
@@ -62,8 +62,8 @@ static void sdpa_units(const sisa_tensor *n, vk_units *u) {
  * scalar kernel: its results keep f32 accuracy), at least one 16-row tile of queries (decode steps
  * stay on the scalar kernel), the device's 16x16x16 shape, a 64-row query block = 4 subgroups of
  * 16 rows and 64-key blocks (32/32 with 2 subgroups where shared memory is short, e.g. 32 KiB).
- * Opt-in (SISA_VK_COOPMAT_SDPA=1; SISA_VK_NO_COOPMAT_SDPA=1 wins) until the alignment fix is
- * confirmed on a GPU (docs/VULKAN.md); SISA_VK_COOPMAT=emulate runs it with emulated matrix units
+ * The default where the device has cooperative matrices (SISA_VK_NO_COOPMAT_SDPA=1 off; the
+ * alignment fix was confirmed on the H100, docs/VULKAN.md); SISA_VK_COOPMAT=emulate runs it with emulated matrix units
  * (lavapipe, tests). */
 enum { CM_NW = 4 };
 

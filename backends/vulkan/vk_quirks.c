@@ -9,8 +9,8 @@
  * Kill switches (each turns one optional path off, for bisecting and for users with a broken
  * driver): SISA_VK_NO_COOPMAT, SISA_VK_NO_F16, SISA_VK_NO_BF16, SISA_VK_NO_16BIT_STORAGE,
  * SISA_VK_NO_SUBALLOC, SISA_VK_NO_UMA; SISA_VK_NO_PIPELINE_CACHE is read by vk_pipeline.c.
- * SISA_VK_COOPMAT_SDPA=1 opts in to the experimental cooperative-matrix attention kernel
- * (SISA_VK_NO_COOPMAT_SDPA=1 wins over it); SISA_VK_NO_BF16_COOPMAT=1 keeps bf16 MATMUL/SDPA operands off the matrix units
+ * SISA_VK_NO_COOPMAT_SDPA=1 keeps attention off the cooperative-matrix kernel (on by default where
+ * the device has cooperative matrices); SISA_VK_NO_BF16_COOPMAT=1 keeps bf16 MATMUL/SDPA operands off the matrix units
  * (they are converted to f16 there).
  */
 #include <stdio.h>
@@ -60,7 +60,6 @@ void sisa_vk_apply_quirks(vk_device *d) {
         d->coopmat = false;
         note(d, "SISA_VK_NO_COOPMAT: cooperative matrices off");
     }
-    if (d->coopmat_sdpa) note(d, "SISA_VK_COOPMAT_SDPA: experimental coopmat flash attention on");
     if (sisa_vk_env_flag("SISA_VK_NO_COOPMAT_SDPA") && d->coopmat_sdpa) {
         d->coopmat_sdpa = false;
         note(d, "SISA_VK_NO_COOPMAT_SDPA: attention on the scalar flash kernel");

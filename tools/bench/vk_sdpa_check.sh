@@ -5,11 +5,9 @@
 # with the kernel: the whole conformance suite, the smoke and golden tests, bench_vulkan --sdpa,
 # and 152M prefill with bf16 activations on Vulkan (coopmat / scalar attention) and CUDA.
 # Usage (after `source .devdeps/setup.sh`): bash tools/bench/vk_sdpa_check.sh BUILDDIR; logs in $OUT.
-# SISA_VK_COOPMAT_SDPA=1 is set so it also runs where the kernel is opt-in.
 set -u
 B=${1:-build-gpu}
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
-export SISA_VK_COOPMAT_SDPA=1
 cases=("SDPA f16 B=2 H=12 Tq=113 Tk=113 dqk=80 dv=64 causal=1"
        "SDPA f16 B=1 H=12 Tq=17 Tk=17 dqk=80 dv=64 causal=1 form=B dc=64"
        "SDPA bf16 B=2 H=12 Tq=113 Tk=113 dqk=80 dv=64 causal=1")
