@@ -75,14 +75,12 @@ static bool widens_b(const sisa_tensor *node) {
  * (no buffer: the copy's address comes from cudaMallocAsync, 256-byte aligned). */
 static const sisa_tensor *lt_view(const sisa_tensor *node, sisa_tensor *tmp, sisa_tensor *wide_b) {
     if (!widens_b(node)) return node;
-    const sisa_tensor *b = node->src[1];
     *tmp = *node;
-    *wide_b = *b;
+    *wide_b = *node->src[1];
     wide_b->dtype = SISA_F32;
     wide_b->buffer = NULL;
     wide_b->offset = 0;
-    wide_b->stride[3] = 4;
-    for (int i = 2; i >= 0; i--) wide_b->stride[i] = wide_b->stride[i + 1] * b->shape[i + 1];
+    sisa_tensor_set_contiguous(wide_b);
     tmp->src[1] = wide_b;
     return tmp;
 }
