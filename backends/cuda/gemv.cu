@@ -11,6 +11,9 @@
  * staged rows with fp32 FMAs and reduces across the warp. Warps stride over columns so the grid
  * is one wave of resident blocks. fp32 accumulation, one rounding on the store.
  */
+#include <stdlib.h>
+#include <string.h>
+
 #include "cuda_decode_kernels.h"
 #include "sc_common.cuh"
 
@@ -169,6 +172,147 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32) k_gemv_fused(const __grid_con
     gemv_body<R, PRO, EPI>(f.mm, &f, vec);
 }
 
+/*
+ * The streaming GEMV (the default for 16-bit weights; SISA_CUDA_GEMV=old keeps the kernel above).
+ * What held the kernel above at 0.16-0.48 TB/s in a decode step (docs/CUDA.md): every block
+ * staged its rows first and only then issued its weight loads, so each launch paid a DRAM round
+ * trip after its predecessor finished; one warp per column gave the K = 2944 projection (N = 768)
+ * 96 blocks on 132 SMs; and 8 resident blocks per SM left no room for the next kernel to start.
+ * Here:
+ *   - block x owns a contiguous range of columns, so its slice of b is one contiguous span; the
+ *     block asks L2 for that span BEFORE griddepcontrol.wait (b is a constant operand in a decode
+ *     step; a prefetch is only a hint, so this stays correct if b were written by the kernel
+ *     before: L2 is where every SM's loads meet), i.e. while the previous kernel still runs;
+ *   - optionally it lets its dependent launch before it waits (GS_EARLY), so the next GEMV's blocks
+ *     are resident and prefetching one kernel earlier;
+ *   - a task is one column x one K segment of at most GS_S 16-byte loads per lane; a warp loads
+ *     two tasks (2 x GS_S loads per lane in flight) before using them; K is split into segments
+ *     when the columns alone are too few to occupy every SM, the segments' warp sums meet in
+ *     shared memory in a fixed order (deterministic).
+ * Same math as above: fp32 FMAs against the staged f32 rows, one rounding at the store.
+ */
+#define GS_S 4 /* 16-byte loads per lane per task: a segment is at most 32 * GS_S vectors */
+enum { GS_PREFETCH = 1, GS_EARLY = 2 };
+
+/* Load task t's vectors (column j0 + t / nseg, segment t % nseg of seglen vectors). */
+__device__ __forceinline__ void gs_load(const sc_tensor &b, int64_t j0, int64_t t, int nseg, int seglen,
+                                        int64_t nv, int lane, uint4 w[GS_S]) {
+    const int64_t col = j0 + t / nseg, v0 = (t % nseg) * (int64_t)seglen;
+    const int64_t vend = v0 + seglen < nv ? v0 + seglen : nv;
+    const uint4 *row = (const uint4 *)((const uint16_t *)b.p + col * b.nb[2]);
+#pragma unroll
+    for (int s = 0; s < GS_S; s++) {
+        const int64_t v = v0 + s * 32 + lane;
+        w[s] = v < vend ? __ldg(row + v) : make_uint4(0u, 0u, 0u, 0u);
+    }
+}
+
+/* acc[r] += the task's vectors . staged row r (vectors past the segment are not loaded, not used). */
+template <int R>
+__device__ __forceinline__ void gs_dot(const sc_tensor &b, const float *xs, int64_t K, int64_t t, int nseg,
+                                       int seglen, int64_t nv, int lane, const uint4 w[GS_S], float acc[R]) {
+    const int64_t v0 = (t % nseg) * (int64_t)seglen;
+    const int64_t vend = v0 + seglen < nv ? v0 + seglen : nv;
+#pragma unroll
+    for (int s = 0; s < GS_S; s++) {
+        const int64_t v = v0 + s * 32 + lane;
+        if (v >= vend) continue; /* skipped, not multiplied by zero: 0 * Inf would be NaN */
+        float e[8];
+        unpack8(w[s], b.dt, e);
+#pragma unroll
+        for (int r = 0; r < R; r++) {
+            const float4 x0 = *(const float4 *)&xs[r * K + v * 8];
+            const float4 x1 = *(const float4 *)&xs[r * K + v * 8 + 4];
+            acc[r] += e[0] * x0.x + e[1] * x0.y + e[2] * x0.z + e[3] * x0.w +
+                      e[4] * x1.x + e[5] * x1.y + e[6] * x1.z + e[7] * x1.w;
+        }
+    }
+}
+
+/* Store the finished value v of row r, column j (with the ADD epilogue when fused). */
+template <int EPI>
+__device__ __forceinline__ void gs_store(const sc_node &n, const sc_gemv_fused *f, int r, int64_t j, float v) {
+    const sc_tensor &a = n.src[0], &d = n.dst;
+    const int64_t A1 = a.ne[1], M = a.ne[2], N = n.src[1].ne[2];
+    if (EPI == SC_GEMV_EPI_ADD) {
+        const int64_t c0 = r / (A1 * M), c1 = (r / M) % A1, c2 = r % M;
+        sc_st(f->out, r * N + j, sc_ld(f->res, sc_off(f->res, c0, c1, c2, j)) + round_to(d.dt, v));
+    } else {
+        sc_st(d, r * N + j, v);
+    }
+}
+
+template <int R, int EPI>
+__device__ __forceinline__ void gs_finish(const sc_node &n, const sc_gemv_fused *f, float *part, int64_t j0,
+                                          int64_t t, int nseg, int lane, float acc[R]) {
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+        const float v = sc_warp_sum(acc[r]);
+        if (lane != 0) continue;
+        if (nseg == 1) gs_store<EPI>(n, f, r, j0 + t, v);
+        else part[t * R + r] = v;
+    }
+}
+
+template <int R, int PRO, int EPI>
+__device__ __forceinline__ void gs_body(const sc_node &n, const sc_gemv_fused *f, int flags, int nseg, int seglen) {
+    extern __shared__ __align__(16) float xs[]; /* R x K staged rows, then the segment sums */
+    __shared__ float red[GEMV_WARPS];
+    const sc_tensor &a = n.src[0], &b = n.src[1];
+    const int64_t K = a.ne[3], N = b.ne[2], nv = K / 8;
+    const int64_t j0 = (int64_t)blockIdx.x * N / gridDim.x, j1 = (int64_t)(blockIdx.x + 1) * N / gridDim.x;
+    if ((flags & GS_PREFETCH) && j1 > j0) {
+        const uintptr_t lo = ((uintptr_t)((const uint16_t *)b.p + j0 * b.nb[2])) & ~(uintptr_t)127;
+        const uintptr_t hi = (uintptr_t)((const uint16_t *)b.p + (j1 - 1) * b.nb[2] + K);
+        for (uintptr_t p = lo + (uintptr_t)threadIdx.x * 128; p < hi; p += (uintptr_t)blockDim.x * 128)
+            sc_prefetch_l2((const void *)p);
+    }
+    if (flags & GS_EARLY) sc_pdl_trigger();
+    sc_pdl_wait_only();
+    if (!(flags & GS_EARLY)) sc_pdl_trigger();
+    gemv_stage<R, PRO>(n, f, xs, red);
+    float *part = xs + R * K;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int64_t nt = (j1 - j0) * nseg;
+    for (int64_t t = warp; t < nt; t += 2 * GEMV_WARPS) {
+        const int64_t t2 = t + GEMV_WARPS;
+        uint4 wa[GS_S], wb[GS_S];
+        gs_load(b, j0, t, nseg, seglen, nv, lane, wa);
+        if (t2 < nt) gs_load(b, j0, t2, nseg, seglen, nv, lane, wb);
+        float acc[R];
+#pragma unroll
+        for (int r = 0; r < R; r++) acc[r] = 0.0f;
+        gs_dot<R>(b, xs, K, t, nseg, seglen, nv, lane, wa, acc);
+        gs_finish<R, EPI>(n, f, part, j0, t, nseg, lane, acc);
+        if (t2 < nt) {
+#pragma unroll
+            for (int r = 0; r < R; r++) acc[r] = 0.0f;
+            gs_dot<R>(b, xs, K, t2, nseg, seglen, nv, lane, wb, acc);
+            gs_finish<R, EPI>(n, f, part, j0, t2, nseg, lane, acc);
+        }
+    }
+    if (nseg == 1) return;
+    __syncthreads();
+    for (int64_t c = threadIdx.x; c < (j1 - j0) * R; c += blockDim.x) {
+        const int64_t jl = c / R;
+        const int r = (int)(c % R);
+        float v = 0.0f;
+        for (int s = 0; s < nseg; s++) v += part[(jl * nseg + s) * R + r];
+        gs_store<EPI>(n, f, r, j0 + jl, v);
+    }
+}
+
+template <int R>
+__global__ void __launch_bounds__(GEMV_WARPS * 32) k_gemv_stream(sc_node n, int flags, int nseg, int seglen) {
+    gs_body<R, SC_GEMV_PRO_NONE, SC_GEMV_EPI_NONE>(n, NULL, flags, nseg, seglen);
+}
+
+template <int R, int PRO, int EPI>
+__global__ void __launch_bounds__(GEMV_WARPS * 32)
+    k_gemv_stream_fused(const __grid_constant__ sc_gemv_fused f, int flags, int nseg, int seglen) {
+    gs_body<R, PRO, EPI>(f.mm, &f, flags, nseg, seglen);
+}
+
 static int64_t gemv_rows(const sc_node *n) { return n->src[0].ne[0] * n->src[0].ne[1] * n->src[0].ne[2]; }
 
 extern "C" int sc_gemv_takes(const sc_node *n) {
@@ -189,6 +333,63 @@ static int gemv_vec(const sc_node *n) {
     if (aligned && es == 2 && K % 8 == 0) return 8;
     if (aligned && es == 4 && K % 4 == 0) return 4;
     return 0;
+}
+
+/* How the streaming kernel runs one node (gs_plan): grid, K segments, prefetch/early flags. */
+typedef struct gs_plan {
+    unsigned grid;
+    int nseg, seglen, flags;
+    size_t smem;
+} gs_plan;
+
+static int env_int(const char *name, int dflt) {
+    const char *e = getenv(name);
+    return e && e[0] ? atoi(e) : dflt;
+}
+
+/* false: the node takes the kernel above (f32 weights, unaligned rows, SISA_CUDA_GEMV=old, or
+ * the segment sums would not fit in shared memory). */
+static bool gs_plan_for(const sc_node *n, int n_sm, gs_plan *p) {
+    const char *e = getenv("SISA_CUDA_GEMV");
+    if ((e && strcmp(e, "old") == 0) || gemv_vec(n) != 8) return false;
+    const int64_t R = gemv_rows(n), K = n->src[0].ne[3], N = n->src[1].ne[2], nv = K / 8;
+    const int64_t sm = n_sm > 0 ? n_sm : 132, maxseg = (nv + 31) / 32;
+    int64_t nseg = (nv + 32 * GS_S - 1) / (32 * GS_S);
+    const int64_t want = sm * GEMV_WARPS * 2; /* tasks for two warps' worth per SM sub-partition */
+    if (N * nseg < want) {
+        const int64_t more = (want + N - 1) / N;
+        nseg = more < maxseg ? more : maxseg;
+    }
+    const int64_t seglen = ((nv + nseg - 1) / nseg + 31) / 32 * 32; /* <= 32 * GS_S */
+    nseg = (nv + seglen - 1) / seglen;
+    const int64_t bps = env_int("SISA_CUDA_GEMV_BPS", 2);
+    const int64_t tasks = N * nseg, blocks = (tasks + GEMV_WARPS - 1) / GEMV_WARPS;
+    const int64_t cap = sm * (bps > 0 ? bps : 1);
+    p->grid = (unsigned)(blocks < cap ? blocks : cap);
+    const int64_t parts = nseg > 1 ? ((N + p->grid - 1) / p->grid + 1) * nseg * R : 0;
+    p->smem = (size_t)(R * K + parts) * sizeof(float);
+    if (p->smem > GEMV_SMEM_MAX) return false;
+    p->nseg = (int)nseg;
+    p->seglen = (int)seglen;
+    p->flags = 0;
+    /* L2 (50 MB on the H100) holds a decode layer's projections; the 77 MB logits matrix would
+     * evict its own prefetched lines before they are read */
+    if (env_int("SISA_CUDA_GEMV_PREFETCH", 1) && (size_t)N * (size_t)K * 2 <= ((size_t)24 << 20))
+        p->flags |= GS_PREFETCH;
+    if (env_int("SISA_CUDA_GEMV_EARLY", 0)) p->flags |= GS_EARLY;
+    return true;
+}
+
+template <int PRO, int EPI>
+static cudaError_t launch_stream_fused(const sc_gemv_fused *f, int64_t R, const gs_plan *p, cudaStream_t s) {
+    const dim3 grid(p->grid), block(GEMV_WARPS * 32);
+    switch (R) {
+    case 1: return sc_launch(k_gemv_stream_fused<1, PRO, EPI>, grid, block, p->smem, s, *f, p->flags, p->nseg, p->seglen);
+    case 2: return sc_launch(k_gemv_stream_fused<2, PRO, EPI>, grid, block, p->smem, s, *f, p->flags, p->nseg, p->seglen);
+    case 3: return sc_launch(k_gemv_stream_fused<3, PRO, EPI>, grid, block, p->smem, s, *f, p->flags, p->nseg, p->seglen);
+    case 4: return sc_launch(k_gemv_stream_fused<4, PRO, EPI>, grid, block, p->smem, s, *f, p->flags, p->nseg, p->seglen);
+    default: return cudaErrorInvalidValue;
+    }
 }
 
 template <int PRO, int EPI>
@@ -212,7 +413,11 @@ extern "C" cudaError_t sc_launch_gemv_fused(const sc_gemv_fused *f, int n_sm, cu
     const size_t smem = (size_t)R * (size_t)K * sizeof(float);
     const int vec = gemv_vec(n);
     const int pro = f->pro, epi = f->epi;
-#define SC_GEMV_CASE(P, E) if (pro == P && epi == E) return launch_fused<P, E>(f, R, grid, smem, vec, s)
+    gs_plan p;
+    const bool stream = gs_plan_for(n, n_sm, &p);
+#define SC_GEMV_CASE(P, E)                                                                       \
+    if (pro == P && epi == E)                                                                    \
+        return stream ? launch_stream_fused<P, E>(f, R, &p, s) : launch_fused<P, E>(f, R, grid, smem, vec, s)
     SC_GEMV_CASE(SC_GEMV_PRO_NONE, SC_GEMV_EPI_NONE);
     SC_GEMV_CASE(SC_GEMV_PRO_NONE, SC_GEMV_EPI_ADD);
     SC_GEMV_CASE(SC_GEMV_PRO_RMS_NORM, SC_GEMV_EPI_NONE);
@@ -230,6 +435,17 @@ extern "C" cudaError_t sc_launch_gemv(const sc_node *n, int n_sm, cudaStream_t s
     const unsigned grid = (unsigned)(want < cap ? want : cap);
     const size_t smem = (size_t)R * (size_t)K * sizeof(float);
     const dim3 block(GEMV_WARPS * 32);
+    gs_plan p;
+    if (gs_plan_for(n, n_sm, &p)) {
+        const dim3 g(p.grid);
+        switch (R) {
+        case 1: return sc_launch(k_gemv_stream<1>, g, block, p.smem, s, *n, p.flags, p.nseg, p.seglen);
+        case 2: return sc_launch(k_gemv_stream<2>, g, block, p.smem, s, *n, p.flags, p.nseg, p.seglen);
+        case 3: return sc_launch(k_gemv_stream<3>, g, block, p.smem, s, *n, p.flags, p.nseg, p.seglen);
+        case 4: return sc_launch(k_gemv_stream<4>, g, block, p.smem, s, *n, p.flags, p.nseg, p.seglen);
+        default: return cudaErrorInvalidValue;
+        }
+    }
     switch (R) {
     case 1: return sc_launch(k_gemv<1>, dim3(grid), block, smem, s, *n, vec);
     case 2: return sc_launch(k_gemv<2>, dim3(grid), block, smem, s, *n, vec);

@@ -81,6 +81,29 @@ __device__ __forceinline__ void sc_pdl_wait() {
 #endif
 }
 
+/* The two halves of sc_pdl_wait, for a kernel that lets its dependent launch BEFORE it waits
+ * (gemv.cu: the next kernel's blocks then become resident, and can prefetch their constant
+ * operands, while this one still waits for its predecessor). Completion stays transitive: the
+ * dependent's wait returns only once this grid has completed, and this grid completes only after
+ * its own wait returned. The trigger still fires only once every block of this grid has executed
+ * it (all of them are resident), so a waiting dependent never holds resources this grid needs. */
+__device__ __forceinline__ void sc_pdl_trigger() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ void sc_pdl_wait_only() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+/* Ask L2 to fetch the 128-byte line holding p: a hint with no result that the kernel waits for. */
+__device__ __forceinline__ void sc_prefetch_l2(const void *p) {
+    asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
+}
+
 /* The status of a launch: its own error, else the last error (cleared either way). */
 static inline cudaError_t sc_launched(cudaError_t e) {
     const cudaError_t last = cudaGetLastError();

@@ -246,6 +246,11 @@ static void ops_cases(list *l) {
             add(l, false, "MATMUL f32 A1=12 M=17 N=17 K=80 B1=12 bt=bf16");
             add(l, false, "MATMUL f32 M=17 N=64 K=128 bt=bf16 layout=tperm");
             add(l, true, "MATMUL f32 M=512 N=2908 K=768 bt=bf16");
+            /* decode-shaped few-row products (CUDA's streaming GEMV: K split into segments, a
+             * partial last segment, 2-4 rows, a K of one 16-byte vector) */
+            add(l, false, "MATMUL f32 M=1 N=768 K=2944 bt=bf16");
+            add(l, false, "MATMUL f32 M=4 N=300 K=1000 bt=bf16");
+            add(l, false, "MATMUL f32 A0=3 M=1 N=5 K=8 bt=f16");
         }
 
         add(l, false, "SOFTMAX %s s=1x12x17x17 mask=causal", d);
