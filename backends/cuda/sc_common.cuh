@@ -76,8 +76,13 @@ static inline unsigned sc_blocks(int64_t n, int threads) {
  * triggers, completion is transitive: kernel n + 2 passing its wait implies n has completed. */
 __device__ __forceinline__ void sc_pdl_wait() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#ifdef SC_PDL_TRIGGER_FIRST /* experiment (a separate build): every kernel triggers before it waits */
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#else
     asm volatile("griddepcontrol.wait;" ::: "memory");
     asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
 #endif
 }
 
