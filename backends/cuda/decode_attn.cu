@@ -527,7 +527,7 @@ static cudaError_t ds_go(const sc_node *n, dim3 grid, float *ws, unsigned *count
 }
 
 extern "C" cudaError_t sc_launch_decode_attn_split(const sc_node *n, void *workspace, unsigned *count,
-                                                   int64_t n_count, int n_sm, cudaStream_t s) {
+                                                   int64_t n_count, int n_sm, int split, cudaStream_t s) {
     const int64_t bhq = n->src[0].ne[0] * n->src[0].ne[1] * n->src[0].ne[2];
     const int64_t D = n->src[0].ne[3], Dv = n->src[2].ne[3];
     if (bhq == 0) return cudaSuccess;
@@ -535,8 +535,8 @@ extern "C" cudaError_t sc_launch_decode_attn_split(const sc_node *n, void *works
     /* blocks per (b, h, query): enough to cover the SMs once; at most 32 (one partial per lane in
      * the combine) and one per 32 keys (the workspace sc_decode_attn_workspace sizes) */
     int64_t S = 1;
-    if (count && bhq <= n_count && n_sm > 0) {
-        S = ((int64_t)n_sm + bhq - 1) / bhq;
+    if (count && bhq <= n_count && (n_sm > 0 || split > 0)) {
+        S = split > 0 ? split : ((int64_t)n_sm + bhq - 1) / bhq;
         if (S > DS_MAX_SPLIT) S = DS_MAX_SPLIT;
         if (S > da_chunks(n)) S = da_chunks(n);
         if (S < 1) S = 1;

@@ -203,7 +203,7 @@ static sisa_status fill_decode(sisa_tensor *t, int p0) {
     return st;
 }
 
-/* One variant ("split", "split-1blk", "old") with nc copies: median ms per replay; the copies'
+/* One variant ("old", "split", "split-S<N>", "split-1blk") with nc copies: median ms per replay; the copies'
  * outputs into out (nc * H * 64 doubles) when out is given. */
 static double time_decode_attn(sisa_device *dev, const char *variant, int Tk, int p0, int nc, int reps,
                                double *out, char *err, size_t errlen) {
@@ -213,8 +213,10 @@ static double time_decode_attn(sisa_device *dev, const char *variant, int Tk, in
     if (nset > DA_NC_BIG) nset = DA_NC_BIG;
     unsetenv("SISA_CUDA_DECODE_ATTN");
     unsetenv("SISA_CUDA_ATTN_ONE");
+    unsetenv("SISA_CUDA_DECODE_SPLIT");
     if (strcmp(variant, "old") == 0) setenv("SISA_CUDA_DECODE_ATTN", "old", 1);
     if (strcmp(variant, "split-1blk") == 0) setenv("SISA_CUDA_ATTN_ONE", "0", 1);
+    if (strncmp(variant, "split-S", 7) == 0) setenv("SISA_CUDA_DECODE_SPLIT", variant + 7, 1);
     rng = 0x12345678abcdefull; /* the same inputs for every variant */
     sisa_graph *g = sisa_graph_new();
     sisa_tensor *flush = sisa_graph_input(g, "flush", SISA_F32, 1, 1, 4096, 4096);
@@ -269,15 +271,19 @@ static double time_decode_attn(sisa_device *dev, const char *variant, int Tk, in
     free(ys);
     unsetenv("SISA_CUDA_DECODE_ATTN");
     unsetenv("SISA_CUDA_ATTN_ONE");
+    unsetenv("SISA_CUDA_DECODE_SPLIT");
     return med;
 }
 
 static void bench_decode_attn(sisa_device *dev, int Tk, int p0, int reps) {
-    static const char *const variants[3] = {"old", "split", "split-1blk"};
+    /* split-S<N>: N blocks per (b, h, query) (SISA_CUDA_DECODE_SPLIT; the default is 11 on 132
+     * SMs): one and two blocks per SM around it */
+    static const char *const variants[] = {"old", "split", "split-S6", "split-S22", "split-1blk"};
+    enum { NV = sizeof variants / sizeof *variants };
     const size_t n_out = (size_t)DA_NC_BIG * 12 * 64;
-    double *outs[3];
+    double *outs[NV];
     const double bytes = (double)(p0 + 1) * 12 * (80 + 64 + 1) * 4; /* visible K, V, gk */
-    for (int vi = 0; vi < 3; vi++) {
+    for (int vi = 0; vi < NV; vi++) {
         char err[512] = "", err2[512] = "", name[96];
         outs[vi] = calloc(n_out, sizeof(double));
         const double big = time_decode_attn(dev, variants[vi], Tk, p0, DA_NC_BIG, reps, outs[vi], err, sizeof err);
@@ -302,7 +308,7 @@ static void bench_decode_attn(sisa_device *dev, int Tk, int p0, int reps) {
                outs[0] && den > 0 ? sqrt(num / den) : NAN, nan ? " NON-FINITE OUTPUT" : "", err);
         fflush(stdout);
     }
-    for (int vi = 0; vi < 3; vi++) free(outs[vi]);
+    for (int vi = 0; vi < NV; vi++) free(outs[vi]);
 }
 
 int main(int argc, char **argv) {
