@@ -1,8 +1,10 @@
 /*
  * decode_attn.cu — SDPA (ops.h) for a few queries against many keys: a decode step (Tq = 1 per
  * sequence) attending over the KV cache. The general kernels put a block of 64 queries on one
- * (b, h), so a decode step ran 12 blocks on 132 SMs, each walking every key alone. Here the keys
- * are split into chunks of DA_CHUNK (flash-decoding):
+ * (b, h), so a decode step ran 12 blocks on 132 SMs, each walking every key alone. Two designs
+ * here: the split kernel at the end of the file (k_ds, the default: a few fat blocks per (b, h,
+ * query) sized from the SM count), and the first one, kept for comparison
+ * (SISA_CUDA_DECODE_ATTN=old), where the keys are split into chunks of DA_CHUNK (flash-decoding):
  *   k_da_partial  one block per (b, h, query, chunk of 32 keys): scores of the chunk's visible keys
  *                 (4 threads per key split the channels; form B's decay exp(gq_i - gk_j) applied
  *                 to channels >= d_content), the chunk's max m, sum l = Σ exp(s - m) and
