@@ -191,6 +191,13 @@ int main(void) {
     smoke_run_case(&r, "RMS_NORM f32, bf16", smoke_rms_norm);
     smoke_run_cases(&r, smoke_ssm_cases, SMOKE_N(smoke_ssm_cases));
     smoke_run_cases(&r, smoke_small_cases, SMOKE_N(smoke_small_cases));
+    /* last (a fault would spoil the cases after it): the decode SDPA's cluster form (sm_90; on
+     * older devices the backend takes the split kernel for it) */
+    setenv("SISA_CUDA_DECODE_ATTN", "cluster", 1);
+    printf("-- decode SDPA: cluster form (SISA_CUDA_DECODE_ATTN=cluster)\n");
+    smoke_run_cases(&r, decode_cases, SMOKE_N(decode_cases));
+    smoke_run_cases(&r, smoke_sdpa_cases, SMOKE_N(smoke_sdpa_cases));
+    unsetenv("SISA_CUDA_DECODE_ATTN");
     printf("%d/%d cuda smoke cases passed\n", r.checks - r.failures, r.checks);
     return r.failures ? 1 : 0;
 }

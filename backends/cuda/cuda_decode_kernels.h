@@ -48,9 +48,12 @@ size_t sc_decode_attn_workspace(const sc_node *n);
  * block of each (b, h, query) combines the blocks' partials. count: n_count zeroed counters (left
  * zero after each launch); NULL or B·H·Tq > n_count: one block per (b, h, query), no combine.
  * split > 0 asks for that many blocks per (b, h, query) instead (still at most 32 and one per 32
- * keys; benchmarks); 0 = from n_sm. */
+ * keys; benchmarks); 0 = from n_sm. cluster (sm_90 devices only, the caller checks): the 8 blocks
+ * of a (b, h, query) as a thread-block cluster that combines in distributed shared memory instead
+ * (no workspace or counters; split and count ignored). */
 cudaError_t sc_launch_decode_attn_split(const sc_node *n, void *workspace, unsigned *count,
-                                        int64_t n_count, int n_sm, int split, cudaStream_t s);
+                                        int64_t n_count, int n_sm, int split, int cluster,
+                                        cudaStream_t s);
 /* The chunk kernels (SISA_CUDA_DECODE_ATTN=old): one block per (b, h, query, 32-key chunk) writes
  * a partial (max, sum, o) to the workspace, then a combine. count: NULL = two kernels; else
  * n_count zeroed counters (left zero after each launch) and, when B·H·Tq <= n_count, ONE kernel

@@ -16,6 +16,8 @@
  * anything there (ops.h). A query with no visible key gives zeros. Any float dtypes and strides;
  * fp32 math throughout.
  */
+#include <cooperative_groups.h>
+
 #include "cuda_decode_kernels.h"
 #include "sc_common.cuh"
 
@@ -389,14 +391,15 @@ __device__ __forceinline__ void ds_step(const ds_ctx &x, const float4 (&q)[NK4],
     }
 }
 
-/* The last block of (b, h, query) bhq: combine the S partials (lane s holds partial s's weight),
- * write dst. Partials are read through L2 (__ldcg): other blocks wrote them. */
-__device__ __forceinline__ void ds_combine(const sc_node &n, const float *ws, int S, int64_t bhq, int64_t ob) {
+/* Combine the S partials of one (b, h, query) and write dst: rd(s, e) reads element e of partial
+ * s ([0] max, [1] sum, [2 + c] o). Lane s holds partial s's weight; the max and the sum by a fixed
+ * shuffle tree, each lane one output channel summing over s in order: deterministic. */
+template <class Rd>
+__device__ __forceinline__ void ds_combine(const sc_node &n, int S, int64_t ob, Rd rd) {
     const int64_t Dv = n.src[2].ne[3];
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const float *in = ws + (size_t)bhq * (size_t)S * (size_t)(Dv + 2);
-    const float ms = lane < S ? __ldcg(in + (size_t)lane * (Dv + 2)) : -INFINITY;
-    const float ls = lane < S ? __ldcg(in + (size_t)lane * (Dv + 2) + 1) : 0.0f;
+    const float ms = lane < S ? rd(lane, 0) : -INFINITY;
+    const float ls = lane < S ? rd(lane, 1) : 0.0f;
     const float M = sc_warp_max(ms);
     const float w = expf(ms - (M == -INFINITY ? 0.0f : M));
     const float L = sc_warp_sum(ls * w);
@@ -406,8 +409,7 @@ __device__ __forceinline__ void ds_combine(const sc_node &n, const float *ws, in
         for (int s0 = 0; s0 < S; s0 += 8) {
             float v[8];
 #pragma unroll
-            for (int u = 0; u < 8; u++)
-                v[u] = s0 + u < S && c < Dv ? __ldcg(in + (size_t)(s0 + u) * (Dv + 2) + 2 + c) : 0.0f;
+            for (int u = 0; u < 8; u++) v[u] = s0 + u < S && c < Dv ? rd(s0 + u, 2 + c) : 0.0f;
 #pragma unroll
             for (int u = 0; u < 8; u++) {
                 const float wu = __shfl_sync(DS_FULL, w, (s0 + u) & 31);
@@ -418,13 +420,16 @@ __device__ __forceinline__ void ds_combine(const sc_node &n, const float *ws, in
     }
 }
 
-template <int NK4, int NVR, int UNR>
-__global__ void __launch_bounds__(DS_THREADS) k_ds(sc_node n, float *ws, unsigned *count) {
-    sc_pdl_wait();
+/* One block's share (block s of S) of (b, h, query) bhq: the warps stream their groups, meet in
+ * shared memory; emit(c, o) receives output channel c's unnormalised sum for every c < Dv (each
+ * once, spread over the block's threads); returns the block's max M and sum L in every thread.
+ * *ob = the (b, i, h) row of dst. */
+template <int NK4, int NVR, int UNR, class Emit>
+__device__ __forceinline__ void ds_block(const sc_node &n, int64_t bhq, int S, int s, float &M, float &L,
+                                         int64_t *ob, Emit emit) {
     const sc_tensor &Q = n.src[0], &K = n.src[1], &V = n.src[2];
     const int64_t H = Q.ne[1], Tq = Q.ne[2], D = Q.ne[3], Tk = K.ne[2], Dv = V.ne[3];
-    const int64_t bhq = blockIdx.x, i = bhq % Tq, bh = bhq / Tq;
-    const int S = (int)gridDim.y, s = (int)blockIdx.y;
+    const int64_t i = bhq % Tq, bh = bhq / Tq;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, part = lane & 3;
     ds_ctx x;
     x.h = bh % H;
@@ -436,6 +441,7 @@ __global__ void __launch_bounds__(DS_THREADS) k_ds(sc_node n, float *ws, unsigne
     x.scale = n.fp[0];
     x.fastk = ds_fast(K);
     x.fastv = ds_fast(V);
+    *ob = ((x.b * Tq + i) * H + x.h) * Dv; /* dst (B,Tq,H,Dv) contiguous */
     float4 q[NK4]; /* this lane's Q slots (the ones its K slots meet) */
     {
         const int64_t qb = sc_off(Q, x.b, x.h, i, 0);
@@ -478,7 +484,6 @@ __global__ void __launch_bounds__(DS_THREADS) k_ds(sc_node n, float *ws, unsigne
     l = sc_warp_sum(l);
     __shared__ float s_m[DS_WARPS], s_l[DS_WARPS];
     __shared__ __align__(16) float4 s_o[DS_WARPS][16 * NVR];
-    __shared__ bool s_last;
     if (lane < 16) {
 #pragma unroll
         for (int rr = 0; rr < NVR; rr++) s_o[warp][lane + 16 * rr] = acc[rr];
@@ -488,48 +493,104 @@ __global__ void __launch_bounds__(DS_THREADS) k_ds(sc_node n, float *ws, unsigne
         s_l[warp] = l;
     }
     __syncthreads();
-    float M = -INFINITY;
+    M = -INFINITY;
 #pragma unroll
     for (int w = 0; w < DS_WARPS; w++) M = fmaxf(M, s_m[w]);
     const float mu = M == -INFINITY ? 0.0f : M;
-    float wt[DS_WARPS], L = 0.0f;
+    float wt[DS_WARPS];
+    L = 0.0f;
 #pragma unroll
     for (int w = 0; w < DS_WARPS; w++) {
         wt[w] = expf(s_m[w] - mu);
         L += s_l[w] * wt[w];
     }
-    const int64_t ob = ((x.b * Tq + i) * H + x.h) * Dv; /* dst (B,Tq,H,Dv) contiguous */
-    float *part_out = S > 1 ? ws + ((size_t)bhq * (size_t)S + (size_t)s) * (size_t)(Dv + 2) : NULL;
+    const float *so = (const float *)s_o;
     for (int64_t c = threadIdx.x; c < Dv; c += DS_THREADS) {
-        const float *so = (const float *)s_o;
         float o = 0.0f;
 #pragma unroll
         for (int w = 0; w < DS_WARPS; w++) o += so[(size_t)w * 64 * NVR + c] * wt[w];
+        emit(c, o);
+    }
+}
+
+/* The split kernel: block (bhq, s). S = 1: the block writes dst. Else it writes its partial to the
+ * workspace and the last block of bhq to count itself done (every other partial then written:
+ * each was made visible by __threadfence before its count) combines them from L2 (__ldcg) and
+ * sets the counter back to 0 for the next launch. */
+template <int NK4, int NVR, int UNR>
+__global__ void __launch_bounds__(DS_THREADS) k_ds(sc_node n, float *ws, unsigned *count) {
+    sc_pdl_wait();
+    const int64_t bhq = blockIdx.x, Dv = n.src[2].ne[3];
+    const int S = (int)gridDim.y, s = (int)blockIdx.y;
+    float M, L;
+    int64_t ob;
+    float *part_out = S > 1 ? ws + ((size_t)bhq * (size_t)S + (size_t)s) * (size_t)(Dv + 2) : NULL;
+    ds_block<NK4, NVR, UNR>(n, bhq, S, s, M, L, &ob, [&](int64_t c, float o) {
         if (S == 1) sc_st(n.dst, ob + c, L == 0.0f ? 0.0f : o / L);
         else part_out[2 + c] = o;
-    }
+    });
     if (S == 1) return;
     if (threadIdx.x == 0) {
         part_out[0] = M;
         part_out[1] = L;
     }
+    __shared__ bool s_last;
     __threadfence(); /* each thread's partial writes, before the count below */
     __syncthreads();
     if (threadIdx.x == 0) s_last = atomicAdd(&count[bhq], 1u) == (unsigned)S - 1u;
     __syncthreads();
     if (!s_last) return;
     __threadfence();
-    ds_combine(n, ws, S, bhq, ob);
+    const float *in = ws + (size_t)bhq * (size_t)S * (size_t)(Dv + 2);
+    ds_combine(n, S, ob, [&](int r, int64_t e) { return __ldcg(in + (size_t)r * (size_t)(Dv + 2) + e); });
     if (threadIdx.x == 0) count[bhq] = 0u; /* zero for the next launch */
 }
 
+/* The cluster form (sm_90; SISA_CUDA_DECODE_ATTN=cluster, for measurement): the DC_CLUSTER blocks
+ * of one (b, h, query) form a thread-block cluster (compile-time dims, so a CUDA-graph update of
+ * the arguments cannot lose them); each leaves its partial in its shared memory, and after
+ * cluster.sync block 0 combines them through distributed shared memory — no workspace, counter,
+ * fence or L2 round trips. The second cluster.sync keeps every block's shared memory alive until
+ * block 0 has read it. */
+#define DC_CLUSTER 8
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
+#define DC_CLUSTER_DIMS /* no clusters before sm_90: the body is empty there, never launched */
+#else
+#define DC_CLUSTER_DIMS __cluster_dims__(1, DC_CLUSTER, 1)
+#endif
 template <int NK4, int NVR, int UNR>
-static cudaError_t ds_go(const sc_node *n, dim3 grid, float *ws, unsigned *count, cudaStream_t s) {
+__global__ void DC_CLUSTER_DIMS __launch_bounds__(DS_THREADS) k_dsc(sc_node n) {
+    sc_pdl_wait();
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    namespace cg = cooperative_groups;
+    cg::cluster_group cl = cg::this_cluster();
+    const int64_t bhq = blockIdx.x, Dv = n.src[2].ne[3];
+    const int s = (int)blockIdx.y; /* = the block's rank in its (1, DC_CLUSTER, 1) cluster */
+    __shared__ float s_part[2 + 64 * NVR];
+    float M, L;
+    int64_t ob;
+    ds_block<NK4, NVR, UNR>(n, bhq, DC_CLUSTER, s, M, L, &ob, [&](int64_t c, float o) { s_part[2 + c] = o; });
+    if (threadIdx.x == 0) {
+        s_part[0] = M;
+        s_part[1] = L;
+    }
+    cl.sync(); /* every block's partial is in its shared memory (cluster-scope release/acquire) */
+    if (s == 0)
+        ds_combine(n, DC_CLUSTER, ob, [&](int r, int64_t e) { return cl.map_shared_rank(s_part, (unsigned)r)[e]; });
+    cl.sync();
+    (void)Dv;
+#endif
+}
+
+template <int NK4, int NVR, int UNR>
+static cudaError_t ds_go(const sc_node *n, dim3 grid, bool cluster, float *ws, unsigned *count, cudaStream_t s) {
+    if (cluster) return sc_launch(k_dsc<NK4, NVR, UNR>, dim3(grid.x, DC_CLUSTER), dim3(DS_THREADS), 0, s, *n);
     return sc_launch(k_ds<NK4, NVR, UNR>, grid, dim3(DS_THREADS), 0, s, *n, ws, count);
 }
 
 extern "C" cudaError_t sc_launch_decode_attn_split(const sc_node *n, void *workspace, unsigned *count,
-                                                   int64_t n_count, int n_sm, int split, cudaStream_t s) {
+                                                   int64_t n_count, int n_sm, int split, int cluster,
+                                                   cudaStream_t s) {
     const int64_t bhq = n->src[0].ne[0] * n->src[0].ne[1] * n->src[0].ne[2];
     const int64_t D = n->src[0].ne[3], Dv = n->src[2].ne[3];
     if (bhq == 0) return cudaSuccess;
@@ -545,8 +606,9 @@ extern "C" cudaError_t sc_launch_decode_attn_split(const sc_node *n, void *works
     }
     const dim3 grid((unsigned)bhq, (unsigned)S);
     float *ws = (float *)workspace;
-    if (D <= 80 && Dv <= 64) return ds_go<5, 1, 2>(n, grid, ws, count, s);
-    if (D <= 128 && Dv <= 64) return ds_go<8, 1, 2>(n, grid, ws, count, s);
-    if (Dv <= 64) return ds_go<16, 1, 1>(n, grid, ws, count, s);
-    return ds_go<16, 4, 1>(n, grid, ws, count, s);
+    const bool cl = cluster != 0;
+    if (D <= 80 && Dv <= 64) return ds_go<5, 1, 2>(n, grid, cl, ws, count, s);
+    if (D <= 128 && Dv <= 64) return ds_go<8, 1, 2>(n, grid, cl, ws, count, s);
+    if (Dv <= 64) return ds_go<16, 1, 1>(n, grid, cl, ws, count, s);
+    return ds_go<16, 4, 1>(n, grid, cl, ws, count, s);
 }

@@ -203,7 +203,7 @@ static sisa_status fill_decode(sisa_tensor *t, int p0) {
     return st;
 }
 
-/* One variant ("old", "split", "split-S<N>", "split-1blk") with nc copies: median ms per replay; the copies'
+/* One variant ("old", "split", "split-S<N>", "split-1blk", "cluster") with nc copies: median ms per replay; the copies'
  * outputs into out (nc * H * 64 doubles) when out is given. */
 static double time_decode_attn(sisa_device *dev, const char *variant, int Tk, int p0, int nc, int reps,
                                double *out, char *err, size_t errlen) {
@@ -214,7 +214,7 @@ static double time_decode_attn(sisa_device *dev, const char *variant, int Tk, in
     unsetenv("SISA_CUDA_DECODE_ATTN");
     unsetenv("SISA_CUDA_ATTN_ONE");
     unsetenv("SISA_CUDA_DECODE_SPLIT");
-    if (strcmp(variant, "old") == 0) setenv("SISA_CUDA_DECODE_ATTN", "old", 1);
+    if (strcmp(variant, "old") == 0 || strcmp(variant, "cluster") == 0) setenv("SISA_CUDA_DECODE_ATTN", variant, 1);
     if (strcmp(variant, "split-1blk") == 0) setenv("SISA_CUDA_ATTN_ONE", "0", 1);
     if (strncmp(variant, "split-S", 7) == 0) setenv("SISA_CUDA_DECODE_SPLIT", variant + 7, 1);
     rng = 0x12345678abcdefull; /* the same inputs for every variant */
@@ -277,8 +277,8 @@ static double time_decode_attn(sisa_device *dev, const char *variant, int Tk, in
 
 static void bench_decode_attn(sisa_device *dev, int Tk, int p0, int reps) {
     /* split-S<N>: N blocks per (b, h, query) (SISA_CUDA_DECODE_SPLIT; the default is 11 on 132
-     * SMs): one and two blocks per SM around it */
-    static const char *const variants[] = {"old", "split", "split-S6", "split-S22", "split-1blk"};
+     * SMs): one and two blocks per SM around it; cluster: 8-block clusters (sm_90), last */
+    static const char *const variants[] = {"old", "split", "split-S6", "split-S22", "split-1blk", "cluster"};
     enum { NV = sizeof variants / sizeof *variants };
     const size_t n_out = (size_t)DA_NC_BIG * 12 * 64;
     double *outs[NV];
