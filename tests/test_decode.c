@@ -177,8 +177,9 @@ done:
  * 40), with and without the fused projections, without CUDA-graph replay, the rebuilt graph of
  * every step (the old path), the residual rows in the arena instead of the session's buffer, g
  * copied into its cache instead of written there by SSM_DECAY, and (CUDA) the kernels launched
- * without programmatic dependence and the two-kernel decode SDPA: every step of every path equals
- * the forward. */
+ * without programmatic dependence, the decode SDPA without counters (split kernel: one block per
+ * (b, h, query)), the old chunk kernels and the cluster form (sm_90): every step of every path
+ * equals the forward. */
 static void run_paths(const char *dir, const char *arch, const char *be) {
     static const char *const envs[][4] = { /* name = value, and a second name = value (or "1") */
         {"SISA_DECODE_BUCKET", "8", NULL, NULL},
@@ -189,6 +190,8 @@ static void run_paths(const char *dir, const char *arch, const char *be) {
         {"SISA_DECODE_BUCKET", "8", "SISA_DECODE_G_CPY", NULL},
         {"SISA_DECODE_BUCKET", "8", "SISA_CUDA_PDL", "0"},
         {"SISA_DECODE_BUCKET", "8", "SISA_CUDA_ATTN_ONE", "0"},
+        {"SISA_DECODE_BUCKET", "8", "SISA_CUDA_DECODE_ATTN", "old"},
+        {"SISA_DECODE_BUCKET", "8", "SISA_CUDA_DECODE_ATTN", "cluster"},
     };
     const int64_t V = 256;
     float *A = malloc(sizeof(float) * N * V), *D = malloc(sizeof(float) * V);

@@ -339,10 +339,21 @@ static cudaError_t launch(sc_stream *s, sc_kernel k, const sc_node *n) {
     case SC_K_GEMV: return sc_launch_gemv(n, s->dev->prop.multiProcessorCount, s->stream);
     case SC_K_SDPA_DECODE: {
         if (sc_decode_attn_workspace(n) > s->workspace_size) return cudaErrorInvalidValue;
-        /* partial + combine as one kernel (decode_attn.cu); SISA_CUDA_ATTN_ONE=0: two */
-        const char *one = getenv("SISA_CUDA_ATTN_ONE");
-        const bool on = !(one && one[0] == '0');
-        return sc_launch_decode_attn(n, s->workspace, on ? s->attn_count : NULL, s->n_attn_count, s->stream);
+        /* the split kernel, blocks per (b, h, query) from the SM count, the last one combines;
+         * SISA_CUDA_DECODE_ATTN=old: the chunk kernels (decode_attn.cu). SISA_CUDA_ATTN_ONE=0:
+         * no counters — old: partial + combine as two kernels; split: one block per (b, h, query).
+         * SISA_CUDA_DECODE_SPLIT=N: N blocks per (b, h, query) instead of the SM count's (bench);
+         * SISA_CUDA_DECODE_ATTN=cluster (sm_90+, else the default): 8-block clusters combining in
+         * distributed shared memory (measurement) */
+        const char *one = getenv("SISA_CUDA_ATTN_ONE"), *which = getenv("SISA_CUDA_DECODE_ATTN");
+        const char *split = getenv("SISA_CUDA_DECODE_SPLIT");
+        unsigned *count = one && one[0] == '0' ? NULL : s->attn_count;
+        if (which && strcmp(which, "old") == 0)
+            return sc_launch_decode_attn(n, s->workspace, count, s->n_attn_count, s->stream);
+        const int cluster = which && strcmp(which, "cluster") == 0 && s->dev->prop.major >= 9;
+        return sc_launch_decode_attn_split(n, s->workspace, count, s->n_attn_count,
+                                           s->dev->prop.multiProcessorCount, split ? atoi(split) : 0,
+                                           cluster, s->stream);
     }
     default: return cudaErrorInvalidValue;
     }

@@ -39,13 +39,25 @@ typedef struct sc_gemv_fused {
 } sc_gemv_fused;
 cudaError_t sc_launch_gemv_fused(const sc_gemv_fused *f, int n_sm, cudaStream_t s);
 
-/* decode_attn.cu: SDPA (ops.h, both forms, causal with p0) for Tq <= 8 queries: the keys are
- * split into 32-key chunks, one block per (b, h, query, chunk) writes a partial (max, sum, o) to
- * the workspace, a second kernel combines them (flash-decoding). Any float dtypes and strides.
- * sc_decode_attn_workspace: the bytes of workspace the node needs, 0 when it does not fit. */
+/* decode_attn.cu: SDPA (ops.h, both forms, causal with p0) for Tq <= 8 queries, any float dtypes
+ * and strides (flash-decoding). sc_decode_attn_workspace: the bytes of workspace the node needs
+ * (either kernel below), 0 when it does not fit. */
 size_t sc_decode_attn_workspace(const sc_node *n);
-/* count: NULL = two kernels; else n_count zeroed counters (left zero after each launch) and, when
- * B·H·Tq <= n_count, ONE kernel whose last block per (b, h, query) combines. */
+/* The split kernel (the default): a few fat blocks per (b, h, query), as many as cover the n_sm
+ * SMs, each streaming its share of the visible keys with every warp on its own keys; the last
+ * block of each (b, h, query) combines the blocks' partials. count: n_count zeroed counters (left
+ * zero after each launch); NULL or B·H·Tq > n_count: one block per (b, h, query), no combine.
+ * split > 0 asks for that many blocks per (b, h, query) instead (still at most 32 and one per 32
+ * keys; benchmarks); 0 = from n_sm. cluster (sm_90 devices only, the caller checks): the 8 blocks
+ * of a (b, h, query) as a thread-block cluster that combines in distributed shared memory instead
+ * (no workspace or counters; split and count ignored). */
+cudaError_t sc_launch_decode_attn_split(const sc_node *n, void *workspace, unsigned *count,
+                                        int64_t n_count, int n_sm, int split, int cluster,
+                                        cudaStream_t s);
+/* The chunk kernels (SISA_CUDA_DECODE_ATTN=old): one block per (b, h, query, 32-key chunk) writes
+ * a partial (max, sum, o) to the workspace, then a combine. count: NULL = two kernels; else
+ * n_count zeroed counters (left zero after each launch) and, when B·H·Tq <= n_count, ONE kernel
+ * whose last block per (b, h, query) combines. */
 cudaError_t sc_launch_decode_attn(const sc_node *n, void *workspace, unsigned *count, int64_t n_count,
                                   cudaStream_t s);
 
