@@ -25,6 +25,13 @@
  * change between the load and the product: barriers), the product reads As/Bs as fp32 (f16 x f16
  * products are exact there) and sums over k in order; accumulator element idx = r*TN + c lives in
  * lane idx % 32, slot idx / 32.
+ *
+ * The shared slices are uvec4 arrays (8 halves each): a staged chunk is one 128-bit store, and
+ * the matrix units load from them with offsets and strides in uvec4 units (BK and the padding are
+ * multiples of 8). As float16_t arrays (SH16 = 1, SISA_VK_SHARED16: the kernel before, kept to
+ * time old against new) every chunk was 8 16-bit stores; per slice that was more shared-memory
+ * wavefronts than the fragment loads of the products, on a shared memory that moves one 128-byte
+ * wavefront per clock per SM.
  */
 #ifndef CM_EMULATE
 #extension GL_NV_cooperative_matrix : require
@@ -46,6 +53,7 @@ layout(constant_id = 18) const uint TK = 16;
 layout(constant_id = 19) const uint A_VEC8 = 0;
 layout(constant_id = 20) const uint B_VEC8 = 0;
 layout(constant_id = 21) const uint STAGES = 1; /* shared slices: 1 (two barriers per slice) or 2 (one) */
+layout(constant_id = 22) const uint SH16 = 0;   /* 1: float16_t slices, 16-bit stores (as before) */
 const uint BKP = BK + 8u;          /* padded row of a shared slice */
 const uint NWN = BN / WN;          /* subgroups along n */
 const uint FM = WM / TM, FN = WN / TN;
@@ -70,8 +78,10 @@ layout(push_constant) uniform PC {
     uint batch0, m0, n0, m_end, n_end;
 } pc;
 
-shared float16_t As[STAGES * BM * BKP];
-shared float16_t Bs[STAGES * BN * BKP];
+shared float16_t As[SH16 != 0u ? STAGES * BM * BKP : 8u];
+shared float16_t Bs[SH16 != 0u ? STAGES * BN * BKP : 8u];
+shared uvec4 As4[SH16 != 0u ? 1u : STAGES * BM * BKP / 8u];
+shared uvec4 Bs4[SH16 != 0u ? 1u : STAGES * BN * BKP / 8u];
 shared float Cs[(BM / WM) * (BN / WN) * TM * TN];
 
 #ifdef CM_EMULATE
@@ -89,11 +99,22 @@ cm_acc cm_zero() {
 }
 #define CM_LOAD_A(f, off) f = (off)
 #define CM_LOAD_B(f, off) f = (off)
+/* half x of a slice */
+float sh_a(uint x) {
+    if (SH16 != 0u) return float(As[x]);
+    uint w = As4[x >> 3][(x >> 1) & 3u];
+    return unpackHalf2x16((x & 1u) != 0u ? w >> 16 : w).x;
+}
+float sh_b(uint x) {
+    if (SH16 != 0u) return float(Bs[x]);
+    uint w = Bs4[x >> 3][(x >> 1) & 3u];
+    return unpackHalf2x16((x & 1u) != 0u ? w >> 16 : w).x;
+}
 cm_acc cm_mma(uint ao, uint bo, cm_acc c) {
     [[unroll]] for (uint e = 0u; e < 8u; e++) {
         uint idx = CM_LANE + e * CM_SG, r = idx / TN, col = idx % TN;
         float s = c.v[e];
-        for (uint k = 0u; k < TK; k++) s += float(As[ao + r * BKP + k]) * float(Bs[bo + col * BKP + k]);
+        for (uint k = 0u; k < TK; k++) s += sh_a(ao + r * BKP + k) * sh_b(bo + col * BKP + k);
         c.v[e] = s;
     }
     return c;
@@ -110,8 +131,9 @@ void cm_store(cm_acc c, uint base) {
 #define CM_FRAG_A fcoopmatNV<16, gl_ScopeSubgroup, TM, TK>
 #define CM_FRAG_B fcoopmatNV<16, gl_ScopeSubgroup, TK, TN>
 #define cm_zero() CM_ACC(0.0)
-#define CM_LOAD_A(f, off) coopMatLoadNV(f, As, off, BKP, false)
-#define CM_LOAD_B(f, off) coopMatLoadNV(f, Bs, off, BKP, true)
+/* offsets and strides in halves; the uvec4 slices take them in units of 8 halves */
+#define CM_LOAD_A(f, off) { if (SH16 != 0u) coopMatLoadNV(f, As, off, BKP, false); else coopMatLoadNV(f, As4, (off) / 8u, BKP / 8u, false); }
+#define CM_LOAD_B(f, off) { if (SH16 != 0u) coopMatLoadNV(f, Bs, off, BKP, true); else coopMatLoadNV(f, Bs4, (off) / 8u, BKP / 8u, true); }
 #define cm_mma(a, b, c) coopMatMulAddNV(a, b, c)
 #define cm_store(c, base) coopMatStoreNV(c, Cs, base, TN, false)
 #define CM_SYNC() subgroupMemoryBarrierShared(); subgroupBarrier()
@@ -150,9 +172,15 @@ uvec4 fetch8(bool isA, uint base, uint row, uint row_end, uint k, uint s2, uint 
     return uvec4(h[0] | (h[1] << 16), h[2] | (h[3] << 16), h[4] | (h[5] << 16), h[6] | (h[7] << 16));
 }
 
-/* raw words -> f16 (bf16 converted here, after the products that overlapped the loads) -> shared */
+/* raw words -> f16 (bf16 converted here, after the products that overlapped the loads) -> shared
+ * at half offset idx (a multiple of 8) */
 void put8(bool isA, uint idx, uvec4 w) {
     if ((isA ? S0_DT : S1_DT) == DT_BF16) w = bf16x8_to_f16(w);
+    if (SH16 == 0u) {
+        if (isA) As4[idx >> 3] = w;
+        else Bs4[idx >> 3] = w;
+        return;
+    }
     [[unroll]] for (uint x = 0u; x < 4u; x++) {
         f16vec2 h = unpackFloat2x16(w[x]);
         if (isA) { As[idx + 2u * x] = h.x; As[idx + 2u * x + 1u] = h.y; }

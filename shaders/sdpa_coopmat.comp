@@ -48,7 +48,15 @@
  * barrier in sg_sync, 8 workgroup barriers everywhere (as the emulation), 16 O in a shared array
  * (loaded and stored per block) instead of registers, 64 / 128 the S / P.V products emulated on a
  * real device (64 stages Q in its own array Qs). On the H100 only 64|128 was right before the
- * 16-byte alignment rule below (docs/VULKAN.md).
+ * 16-byte alignment rule below (docs/VULKAN.md). 512: the Q/K/V tiles as float16_t arrays written
+ * one half at a time (the kernel before 128-bit stores; kept to time old against new).
+ *
+ * Shared tiles as uvec4 (8 halves): a chunk of 8 staged values is ONE 128-bit shared store. With
+ * float16_t arrays it was 8 16-bit stores whose lanes sit 16 bytes apart (4-way bank conflicts):
+ * ~288 shared-memory wavefronts per subgroup per key block for K and V, about as many as all the
+ * matrix-unit loads, S and P traffic of the block together, on an SM whose shared memory moves one
+ * 128-byte wavefront per clock for all four subgroups. The matrix units read the same bytes
+ * (offsets and strides in uvec4 units; all multiples of 8 halves).
  */
 #ifndef CM_EMULATE
 #extension GL_NV_cooperative_matrix : require
@@ -101,13 +109,14 @@ const bool WG_SYNC = true;
 const bool WG_SYNC = (VARIANT & 8u) != 0u;
 #endif
 #ifdef CM_EMULATE
-const uint VAR = VARIANT & 16u; /* the emulation checks the logic of variant 16 */
+const uint VAR = VARIANT & (16u | 512u); /* the emulation checks the logic of variants 16, 512 */
 #else
 const uint VAR = VARIANT;
 #endif
 const bool O_SHARED = (VAR & 16u) != 0u; /* O in a shared array, loaded and stored per block */
 const bool EMU_S = (VAR & 64u) != 0u;    /* S = Q.K^T emulated (debugging) */
 const bool EMU_O = (VAR & 128u) != 0u;   /* O += P.V emulated (debugging) */
+const bool SH16 = (VAR & 512u) != 0u;    /* Q/K/V tiles as float16_t, 16-bit stores (as before) */
 #ifdef CM_EMULATE
 const bool Q_OWN = true; /* emulated Q fragments are read from shared memory when multiplied */
 #else
@@ -137,9 +146,12 @@ layout(push_constant) uniform PC {
  * 16-byte aligned addresses (row starts and strides are multiples of 16 bytes here), and the
  * driver packs the arrays in an order of its own; one 8-byte array (red[2]) placed before the
  * tiles shifted every tile by 8 bytes and made every product wrong on the H100. */
-shared float16_t Qs[Q_OWN ? BR * KST : 8u];
-shared float16_t Ks[BC * KST];
-shared float16_t Vs[BC * VST];
+shared float16_t Qs[Q_OWN && SH16 ? BR * KST : 8u];
+shared float16_t Ks[SH16 ? BC * KST : 8u];
+shared float16_t Vs[SH16 ? BC * VST : 8u];
+shared uvec4 Qs4[Q_OWN && !SH16 ? BR * KST / 8u : 1u];
+shared uvec4 Ks4[SH16 ? 1u : BC * KST / 8u];
+shared uvec4 Vs4[SH16 ? 1u : BC * VST / 8u];
 shared float16_t Ps[BR * PST];
 shared float Sc[BR * SST];
 shared float gks[BC];
@@ -157,11 +169,16 @@ shared float Os[O_SHARED ? BR * SST : 4u];
 /* the emulation (also used by the debug variants 64/128 on a real device) */
 struct cm_frag { uint arr; uint off; uint st; uint cmaj; }; /* arr: 0 Qs, 1 Ks, 2 Vs, 3 Ps */
 struct cm_acc { float v[8]; };
+/* half x of a uvec4 tile */
+float half_at(uvec4 v, uint x) {
+    uint w = v[(x >> 1) & 3u];
+    return unpackHalf2x16((x & 1u) != 0u ? w >> 16 : w).x;
+}
 float emu_at(cm_frag f, uint i, uint j) {
     uint x = f.cmaj != 0u ? f.off + j * f.st + i : f.off + i * f.st + j;
-    if (f.arr == 0u) return float(Qs[x]);
-    if (f.arr == 1u) return float(Ks[x]);
-    if (f.arr == 2u) return float(Vs[x]);
+    if (f.arr == 0u) return SH16 ? float(Qs[x]) : half_at(Qs4[x >> 3], x);
+    if (f.arr == 1u) return SH16 ? float(Ks[x]) : half_at(Ks4[x >> 3], x);
+    if (f.arr == 2u) return SH16 ? float(Vs[x]) : half_at(Vs4[x >> 3], x);
     return float(Ps[x]);
 }
 cm_acc emu_zero() {
@@ -237,9 +254,10 @@ void sg_sync() {
 #define FRAG_A fcoopmatNV<16, gl_ScopeSubgroup, TM, TK>
 #define FRAG_B fcoopmatNV<16, gl_ScopeSubgroup, TK, TN>
 #define ACC fcoopmatNV<32, gl_ScopeSubgroup, TM, TN>
-#define LOAD_Q(f, off) coopMatLoadNV(f, Ks, off, KST, false)
-#define LOAD_KT(f, off) coopMatLoadNV(f, Ks, off, KST, true)
-#define LOAD_V(f, off) coopMatLoadNV(f, Vs, off, VST, false)
+/* offsets and strides in halves; the uvec4 tiles take them in units of 8 halves */
+#define LOAD_Q(f, off) { if (SH16) coopMatLoadNV(f, Ks, off, KST, false); else coopMatLoadNV(f, Ks4, (off) / 8u, KST / 8u, false); }
+#define LOAD_KT(f, off) { if (SH16) coopMatLoadNV(f, Ks, off, KST, true); else coopMatLoadNV(f, Ks4, (off) / 8u, KST / 8u, true); }
+#define LOAD_V(f, off) { if (SH16) coopMatLoadNV(f, Vs, off, VST, false); else coopMatLoadNV(f, Vs4, (off) / 8u, VST / 8u, false); }
 #define LOAD_P(f, off) coopMatLoadNV(f, Ps, off, PST, false)
 #define acc_zero() ACC(0.0)
 #define mma(a, b, c) coopMatMulAddNV(a, b, c)
@@ -345,34 +363,34 @@ f16vec2 half2(uint w, uint dt, bool sc, int e) {
     return f16vec2(ldexp(dec2(w, dt), ivec2(-e)));
 }
 
-void put_q(uint idx, uvec4 c, int e) {
+/* 8 raw values -> 8 f16 (packed in pairs), scaled as half2 does */
+uvec4 halves8(uvec4 c, uint dt, bool sc, int e) {
+    if (!sc) return c;
+    uvec4 o;
+    [[unroll]] for (uint x = 0u; x < 4u; x++) o[x] = packFloat2x16(half2(c[x], dt, sc, e));
+    return o;
+}
+
+/* chunk -> tile at half offset idx (a multiple of 8): one 128-bit store (SH16: 8 16-bit ones).
+ * t: 0 Qs (Q's own array), 1 Ks, 2 Vs */
+void put8(uint t, uint idx, uvec4 h) {
+    if (!SH16) {
+        if (t == 0u) Qs4[idx >> 3] = h;
+        else if (t == 1u) Ks4[idx >> 3] = h;
+        else Vs4[idx >> 3] = h;
+        return;
+    }
     [[unroll]] for (uint x = 0u; x < 4u; x++) {
-        f16vec2 h = half2(c[x], S0_DT, Q_SC, e);
-        if (Q_OWN) {
-            Qs[idx + 2u * x] = h.x;
-            Qs[idx + 2u * x + 1u] = h.y;
-        } else {
-            Ks[idx + 2u * x] = h.x;
-            Ks[idx + 2u * x + 1u] = h.y;
-        }
+        f16vec2 p = unpackFloat2x16(h[x]);
+        if (t == 0u) { Qs[idx + 2u * x] = p.x; Qs[idx + 2u * x + 1u] = p.y; }
+        else if (t == 1u) { Ks[idx + 2u * x] = p.x; Ks[idx + 2u * x + 1u] = p.y; }
+        else { Vs[idx + 2u * x] = p.x; Vs[idx + 2u * x + 1u] = p.y; }
     }
 }
 
-void put_k(uint idx, uvec4 c, int e) {
-    [[unroll]] for (uint x = 0u; x < 4u; x++) {
-        f16vec2 h = half2(c[x], S1_DT, K_SC, e);
-        Ks[idx + 2u * x] = h.x;
-        Ks[idx + 2u * x + 1u] = h.y;
-    }
-}
-
-void put_v(uint idx, uvec4 c, int e) {
-    [[unroll]] for (uint x = 0u; x < 4u; x++) {
-        f16vec2 h = half2(c[x], S2_DT, V_SC, e);
-        Vs[idx + 2u * x] = h.x;
-        Vs[idx + 2u * x + 1u] = h.y;
-    }
-}
+void put_q(uint idx, uvec4 c, int e) { put8(Q_OWN ? 0u : 1u, idx, halves8(c, S0_DT, Q_SC, e)); }
+void put_k(uint idx, uvec4 c, int e) { put8(1u, idx, halves8(c, S1_DT, K_SC, e)); }
+void put_v(uint idx, uvec4 c, int e) { put8(2u, idx, halves8(c, S2_DT, V_SC, e)); }
 
 /* workgroup maximum into red[slot] (one atomic per subgroup; per invocation when emulated) */
 void submit_max(uint slot, float v) {

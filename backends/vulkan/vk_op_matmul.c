@@ -47,7 +47,8 @@ static bool coopmat_tiles_ok(const vk_device *d, const uint32_t t[8], uint32_t *
     }
     const uint32_t nsg = (BM / WM) * (BN / WN);
     *wg = nsg * sg;
-    const uint64_t shared = (uint64_t)ST * (BM + BN) * (BK + 8) * 2 + (uint64_t)nsg * d->cm_m * d->cm_n * 4;
+    /* + 32: the 16-byte stand-ins of whichever slice arrays (uvec4 or float16_t) are unused */
+    const uint64_t shared = (uint64_t)ST * (BM + BN) * (BK + 8) * 2 + (uint64_t)nsg * d->cm_m * d->cm_n * 4 + 32;
     const uint32_t slots_a = (BM * BK / 8 + *wg - 1) / *wg, slots_b = (BN * BK / 8 + *wg - 1) / *wg;
     if (*wg > d->max_wg_invocations || shared > d->max_shared || slots_a > 8 || slots_b > 8) {
         snprintf(reason, SISA_REASON_LEN,
@@ -96,6 +97,7 @@ bool sisa_vk_select_matmul(const vk_device *d, const sisa_tensor *n, vk_kernel *
         memcpy(k->tile, t, sizeof t);
         k->spec[11] = t[T_BM], k->spec[12] = t[T_BN], k->spec[13] = t[T_BK], k->spec[14] = t[T_WM], k->spec[15] = t[T_WN];
         k->spec[16] = d->cm_m, k->spec[17] = d->cm_n, k->spec[18] = d->cm_k, k->spec[21] = t[T_ST];
+        k->spec[22] = sisa_vk_env_flag("SISA_VK_SHARED16"); /* the 16-bit shared stores of before */
     }
     if (!cm) {
         for (int i = 11; i < VK_SPEC_N; i++) k->spec[i] = 0;

@@ -87,6 +87,7 @@ static bool coopmat_plan(const vk_device *d, const sisa_tensor *n, int64_t dc, v
     /* debugging only: variant bits of the kernel (its header: 16 adds an O array, 64 a Q array) */
     const char *var_env = getenv("SISA_VK_SDPA_VARIANT");
     uint32_t var = var_env ? (uint32_t)strtoul(var_env, NULL, 0) : 0; /* 256 may be forced */
+    if (sisa_vk_env_flag("SISA_VK_SHARED16")) var |= 512; /* the 16-bit shared stores of before */
     /* 4 subgroups (64 query rows, 64-key blocks) where the shared memory allows, else 2 or 1;
      * K rows padded by 8 halves (fewer bank conflicts) unless only the unpadded rows fit (flag 256:
      * 64/64 blocks with d_qk 80 need 48,432 bytes unpadded, NVIDIA's limit is 48 KiB) */
@@ -99,10 +100,11 @@ static bool coopmat_plan(const vk_device *d, const sisa_tensor *n, int64_t dc, v
         for (uint32_t kpad = 8;; kpad = 0) {
             const uint32_t kst = dkp + kpad, vst = dvp + 8, pst = bc + 8, sst = (bc > dvp ? bc : dvp) + 4;
             const bool q_own = emu || (var & 64); /* a Q array (else Q is staged through K's) */
-            /* Qs, Ks, Vs, Ps (f16), the fp32 scratch (and O: variant 16), gk, red[4], Os[4] */
+            /* Qs, Ks, Vs, Ps (f16), the fp32 scratch (and O: variant 16), gk, red[4], Os[4], and
+             * the 16-byte stand-ins of the unused Ks/Vs declarations (uvec4 or float16_t) */
             uint64_t shared = (q_own ? (uint64_t)bc * kst * 2 : 16) + (uint64_t)bc * kst * 2 +
                               (uint64_t)bc * vst * 2 + (uint64_t)bc * pst * 2 +
-                              (uint64_t)bc * sst * 4 * (var & 16 ? 2 : 1) + bc * 4 + 32;
+                              (uint64_t)bc * sst * 4 * (var & 16 ? 2 : 1) + bc * 4 + 32 + 32;
             if (shared <= d->max_shared && wgs <= d->max_wg_invocations) {
                 BC = bc;
                 if (!kpad) var |= 256;
