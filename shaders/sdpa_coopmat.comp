@@ -49,7 +49,9 @@
  * (loaded and stored per block) instead of registers, 64 / 128 the S / P.V products emulated on a
  * real device (64 stages Q in its own array Qs). On the H100 only 64|128 was right before the
  * 16-byte alignment rule below (docs/VULKAN.md). 512: the Q/K/V tiles as float16_t arrays written
- * one half at a time (the kernel before 128-bit stores; kept to time old against new).
+ * one half at a time (the kernel before 128-bit stores; kept to time old against new). 1024: the
+ * bf16 range maxima of a key block reduced at the top of its own iteration (the kernel before the
+ * one-block-ahead reduction below; kept to time old against new).
  *
  * Shared tiles as uvec4 (8 halves): a chunk of 8 staged values is ONE 128-bit shared store. With
  * float16_t arrays it was 8 16-bit stores whose lanes sit 16 bytes apart (4-way bank conflicts):
@@ -57,6 +59,19 @@
  * matrix-unit loads, S and P traffic of the block together, on an SM whose shared memory moves one
  * 128-byte wavefront per clock for all four subgroups. The matrix units read the same bytes
  * (offsets and strides in uvec4 units; all multiples of 8 halves).
+ *
+ * Range maxima one block ahead (bf16 K or V): the exponents of key block n+1 need the workgroup
+ * maximum of its |K| and |V|, which sit in the prefetch registers during block n. Reducing them at
+ * the top of iteration n+1 cost a barrier (the previous block is done with red[]), the subgroup
+ * reduction (which waits for the prefetched loads right there) and a second barrier before the
+ * exponents could be read. Instead every subgroup submits block n+1's maxima at the END of block
+ * n (the loads have long arrived), into red[] slots picked by the block's parity (block n+1 uses
+ * red[2p], red[2p+1], p = (n+1) & 1), and the top-of-loop barrier that already separates the
+ * blocks makes them visible: one workgroup barrier per block boundary, as with f16. A slot pair is
+ * zeroed by invocation 0 after the barrier that follows its readers (the one after the puts), two
+ * barriers before anyone submits into it again. A subgroup that skips a block (all its keys
+ * masked) still holds its share of the next block's prefetch, so it submits before `continue`.
+ * Same maxima, same exponents, same results as the reduction at the top.
  */
 #ifndef CM_EMULATE
 #extension GL_NV_cooperative_matrix : require
@@ -109,7 +124,7 @@ const bool WG_SYNC = true;
 const bool WG_SYNC = (VARIANT & 8u) != 0u;
 #endif
 #ifdef CM_EMULATE
-const uint VAR = VARIANT & (16u | 512u); /* the emulation checks the logic of variants 16, 512 */
+const uint VAR = VARIANT & (16u | 512u | 1024u); /* the emulation checks the logic of variants 16, 512, 1024 */
 #else
 const uint VAR = VARIANT;
 #endif
@@ -117,6 +132,10 @@ const bool O_SHARED = (VAR & 16u) != 0u; /* O in a shared array, loaded and stor
 const bool EMU_S = (VAR & 64u) != 0u;    /* S = Q.K^T emulated (debugging) */
 const bool EMU_O = (VAR & 128u) != 0u;   /* O += P.V emulated (debugging) */
 const bool SH16 = (VAR & 512u) != 0u;    /* Q/K/V tiles as float16_t, 16-bit stores (as before) */
+/* bf16 range maxima: reduced one block ahead (default) or at the top of the block (1024, before) */
+const bool RANGE_TOP = (VAR & 1024u) != 0u;
+const bool RANGE_AHEAD = (K_SC || V_SC) && !RANGE_TOP;
+const uint QSL = RANGE_AHEAD ? 2u : 0u; /* red[] slot of Q's maximum (ahead: 0, 1 are block 0's) */
 #ifdef CM_EMULATE
 const bool Q_OWN = true; /* emulated Q fragments are read from shared memory when multiplied */
 #else
@@ -155,7 +174,8 @@ shared uvec4 Vs4[SH16 ? 1u : BC * VST / 8u];
 shared float16_t Ps[BR * PST];
 shared float Sc[BR * SST];
 shared float gks[BC];
-shared uint red[4]; /* [0], [1]: workgroup maxima of |x| (float bits) for the range scaling */
+shared uint red[4]; /* workgroup maxima of |x| (float bits) for the range scaling: K, V of a
+                     * block ([0], [1]; ahead: [2p], [2p+1] by block parity p), Q (red[QSL]) */
 shared float Os[O_SHARED ? BR * SST : 4u];
 
 /* ---- matrix-unit operations (or their emulation) ---- */
@@ -412,6 +432,16 @@ float row_sum(float v) {
     return v;
 }
 
+/* the maxima of the prefetched K/V block (registers kr, vr) into slot pair P (ahead only) */
+#define RANGE_SUBMIT(P)                                                                            \
+    {                                                                                              \
+        float mk_ = 0.0, mv_ = 0.0;                                                                \
+        if (K_SC) [[unroll]] for (uint x = 0u; x < 16u; x++) if (x < KCH) mk_ = max(mk_, cmax(kr[x], S1_DT)); \
+        if (V_SC) [[unroll]] for (uint x = 0u; x < 16u; x++) if (x < VCH) mv_ = max(mv_, cmax(vr[x], S2_DT)); \
+        if (K_SC) submit_max(2u * (P), mk_);                                                       \
+        if (V_SC) submit_max(2u * (P) + 1u, mv_);                                                  \
+    }
+
 void main() {
     uint bh = pc.unit0 + gl_WorkGroupID.y, b = bh / pc.H, h = bh % pc.H;
     uint l = gl_LocalInvocationID.x;
@@ -426,7 +456,7 @@ void main() {
     uint kbase = pc.k_base + b * pc.k_s0 + h * pc.k_s1;
     uint vbase = pc.v_base + b * pc.v_s0 + h * pc.v_s1;
     uint gkbase = pc.gk_base + b * pc.gk_s1 + h * pc.gk_s2;
-    if (l == 0u) { red[0] = 0u; red[1] = 0u; }
+    if (l == 0u) { red[0] = 0u; red[1] = 0u; red[2] = 0u; red[3] = 0u; }
 
     /* ---- Q (BR rows) -> Ks (Qs where emulated), then the Q fragments ---- */
     uvec4 kr[16], vr[16];
@@ -443,9 +473,9 @@ void main() {
         float mx = 0.0;
         [[unroll]] for (uint x = 0u; x < 16u; x++) if (x < KCH) mx = max(mx, cmax(kr[x], S0_DT));
         barrier(); /* red[] initialised */
-        submit_max(0u, mx);
+        submit_max(QSL, mx);
         barrier();
-        eq = scale_exp(uintBitsToFloat(red[0]));
+        eq = scale_exp(uintBitsToFloat(red[QSL]));
     }
     [[unroll]] for (uint x = 0u; x < 16u; x++) if (x < KCH) {
         uint c = l + x * WGS;
@@ -454,7 +484,7 @@ void main() {
     barrier();
     FRAG_A qf[NQF];
     [[unroll]] for (uint c = 0u; c < NQF; c++) LOAD_Q(qf[c], (w * TM) * KST + c * TK);
-    if (l == 0u) red[0] = 0u; /* read by all before the barrier above */
+    if (l == 0u) red[QSL] = 0u; /* read by all before the barrier above */
 
     /* per-lane row state: row r = lane / LPR; columns c * LPR + part */
     uint r = lane / LPR, part = lane % LPR;
@@ -487,10 +517,13 @@ void main() {
         vr[x] = chunk(2u, vbase + jj * pc.v_s2, c < BC * VC8 && jj < kv_end, (c % VC8) * 8u);
     }
     if (FORM_B != 0u && l < BC && l < kv_end) gkr = gkb[gkbase + l * pc.gk_s3];
+    /* block 0's maxima (slot pair 0; zeroed above, a barrier ago); visible after the loop's first barrier */
+    if (RANGE_AHEAD && kv_end > 0u) RANGE_SUBMIT(0u);
 
     for (uint j0 = 0u; j0 < kv_end; j0 += BC) {
         int ek = 0;
-        if (K_SC || V_SC) {
+        uint par = (j0 / BC) & 1u; /* this block's slot pair (ahead) */
+        if (RANGE_TOP && (K_SC || V_SC)) {
             float mk = 0.0, mv = 0.0;
             if (K_SC) [[unroll]] for (uint x = 0u; x < 16u; x++) if (x < KCH) mk = max(mk, cmax(kr[x], S1_DT));
             if (V_SC) [[unroll]] for (uint x = 0u; x < 16u; x++) if (x < VCH) mv = max(mv, cmax(vr[x], S2_DT));
@@ -501,7 +534,11 @@ void main() {
             if (K_SC) ek = scale_exp(uintBitsToFloat(red[0]));
             if (V_SC) ev_run = max(ev_run, scale_exp(uintBitsToFloat(red[1])));
         } else {
-            barrier(); /* the previous block is done with Ks/Vs */
+            barrier(); /* the previous block is done with Ks/Vs (ahead: this block's maxima are in) */
+            if (RANGE_AHEAD) {
+                if (K_SC) ek = scale_exp(uintBitsToFloat(red[2u * par]));
+                if (V_SC) ev_run = max(ev_run, scale_exp(uintBitsToFloat(red[2u * par + 1u])));
+            }
         }
         [[unroll]] for (uint x = 0u; x < 16u; x++) if (x < KCH) {
             uint c = l + x * WGS;
@@ -513,7 +550,12 @@ void main() {
         }
         if (FORM_B != 0u && l < BC) gks[l] = gkr;
         barrier();
-        if (l == 0u) { red[0] = 0u; red[1] = 0u; } /* everyone read them before the barrier */
+        /* everyone read this block's maxima before the barrier; the pair is next submitted into at
+         * the end of block n+1, after the next top-of-loop barrier */
+        if (l == 0u) {
+            if (RANGE_AHEAD) { red[2u * par] = 0u; red[2u * par + 1u] = 0u; }
+            else { red[0] = 0u; red[1] = 0u; }
+        }
 
         /* prefetch the next block while this one is multiplied */
         uint jn = j0 + BC;
@@ -529,7 +571,10 @@ void main() {
             if (FORM_B != 0u && l < BC) gkr = jn + l < kv_end ? gkb[gkbase + (jn + l) * pc.gk_s3] : 0.0;
         }
         /* every key of the block is masked for this subgroup (not when barriers are workgroup-wide) */
-        if (!WG_SYNC && j0 >= w_kv_end) continue;
+        if (!WG_SYNC && j0 >= w_kv_end) {
+            if (RANGE_AHEAD && jn < kv_end) RANGE_SUBMIT(par ^ 1u); /* its share of the next block */
+            continue;
+        }
 
 
         /* S = Q.K^T, content part */
@@ -623,6 +668,8 @@ void main() {
                 else o[t] = ot;
             }
         }
+        /* the next block's maxima, now that its loads have arrived (read after the next barrier) */
+        if (RANGE_AHEAD && jn < kv_end) RANGE_SUBMIT(par ^ 1u);
     }
 
     /* O / l (times 2^eo), through the scratch */

@@ -20,6 +20,7 @@
  * the compare-with-the-oracle runner are in smoke_common.c.
  */
 #include <dirent.h>
+#include <math.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +44,14 @@ static double vk_value(const sisa_tensor *t, int idx, int64_t k) {
     }
     double u = smoke_uniform((uint64_t)idx + 1, (uint64_t)k);
     if (strncmp(t->name, "alpha", 5) == 0) return 3.0 * u - 2.0;
+    if (strncmp(t->name, "blk", 3) == 0) { /* (B,H,T,D) with magnitudes that change every 16 rows */
+        int64_t D = t->shape[3], row = k / D, d = k % D, tt = row % t->shape[2];
+        int s = (int)(smoke_mix((uint64_t)(row / 16) * 7 + (uint64_t)idx) % 11); /* 0..10 */
+        if (t->name[3] == 'q') return d == 0 ? 0x1p-13 * (1.0 + 0.5 * u) : u;
+        if (t->name[3] == 'k') return d == 0 ? ldexp(u, 10 + s) : u; /* channel 0 up to 2^20 */
+        (void)tt;
+        return ldexp(u, 2 * s); /* v: up to 2^20 */
+    }
     return smoke_value(t, idx, k);
 }
 
@@ -140,6 +149,20 @@ static void c_sdpa_bf16(sisa_graph *g, smoke_outs *o) {
     smoke_out(o, sisa_matmul(g, hb, wb), 1e-5);
 }
 
+/* bf16 K and V whose largest |x| changes from key block to key block (16-row groups of random
+ * magnitude, K's channel 0 up to 2^20 against Q's 2^-13 so the scores stay moderate, V up to
+ * 2^20): the coopmat kernel's per-block range exponents (reduced one block ahead of the block that
+ * uses them) must belong to the right block, or values saturate / scores scale wrongly */
+static void c_sdpa_bf16_blocks(sisa_graph *g, smoke_outs *o) {
+    const int64_t B = 1, H = 2, T = 200;
+    g->act_dtype = SISA_BF16;
+    sisa_tensor *q = IN(g, "blkq", SISA_BF16, B, H, T, 80), *k = IN(g, "blkk", SISA_BF16, B, H, T, 80);
+    sisa_tensor *v = IN(g, "blkv", SISA_BF16, B, H, T, 64);
+    smoke_out(o, smoke_sdpa(g, q, k, v, 1, 0, NULL, NULL, 0), SMOKE_BF16_TOL);
+    smoke_out(o, smoke_sdpa(g, q, k, v, 0, 0, NULL, NULL, 0), SMOKE_BF16_TOL);
+    g->act_dtype = SISA_F32;
+}
+
 static void c_small_ops2(sisa_graph *g, smoke_outs *o) {
     sisa_tensor *x = IN(g, "x", SISA_F32, 2, 9, 3, 64); /* (B,T,H,D) */
     smoke_out(o, sisa_rope(g, x, 10000.0f, 1000), SMOKE_F32_TOL);
@@ -179,6 +202,7 @@ static const struct {
     {"SDPA A non-causal odd, views", c_sdpa_odd, "8192"},
     {"SDPA f16 A/B/decode (coopmat)", c_sdpa_f16, "65536"},
     {"SDPA bf16 A/B >f16 range; MATMUL bf16", c_sdpa_bf16, "65536"},
+    {"SDPA bf16 per-block ranges", c_sdpa_bf16_blocks, "65536"},
     {"SSM_DECAY+CHANNELS A", c_ssm_a, "65536"},
     {"SSM_DECAY+CHANNELS B", c_ssm_b, "65536"},
     {"SSM carry-in g0, Phi0", smoke_ssm_carry, "4096"},
@@ -243,10 +267,15 @@ int main(int argc, char **argv) {
     smoke_runner r = {.backend = "vulkan", .value = vk_value, .name_width = 34,
                       .err_word = ""};
     size_t n_cases = sizeof cases / sizeof cases[0];
+    /* SISA_VK_SMOKE_ONLY=<substring of case names>: a subset (the emulated coopmat kernels take
+     * minutes to compile on lavapipe) */
+    const char *only = getenv("SISA_VK_SMOKE_ONLY");
     printf("-- pass 1: device limits\n");
-    for (size_t i = 0; i < n_cases; i++) smoke_run_case(&r, cases[i].name, cases[i].fn);
+    for (size_t i = 0; i < n_cases; i++)
+        if (!only || strstr(cases[i].name, only)) smoke_run_case(&r, cases[i].name, cases[i].fn);
     printf("-- pass 2: SISA_VK_MAX_RANGE=4096..65536 (operands split into sub-range bindings)\n");
     for (size_t i = 0; i < n_cases; i++) {
+        if (only && !strstr(cases[i].name, only)) continue;
         setenv("SISA_VK_MAX_RANGE", cases[i].split, 1);
         smoke_run_case(&r, cases[i].name, cases[i].fn);
     }

@@ -8,7 +8,8 @@
  * timestamps around the submitted command buffer (wall clock around compute+synchronize is
  * printed too). FLOPs: 2MNK; attention 2*B*H*(T(T+1)/2)*(d_qk + d_v) (visible pairs only).
  * Usage: bench_vulkan [reps (default 10)] [--quick: small shapes, for lavapipe] [--sdpa: attention only]
- *        [--matmul: MATMUL only (f16 and bf16, plus f32 unless --no-f32)]; SISA_VK_MM_TILES picks the
+ *        [--matmul: MATMUL only (f16 and bf16, plus f32 unless --no-f32)] [--bf16: bf16 rows only
+ *        (old-against-new timings of a bf16-only switch)]; SISA_VK_MM_TILES picks the
  *        coopmat tiles (tools/bench/vk_matmul_sweep.sh)
  */
 #include <math.h>
@@ -122,12 +123,13 @@ static void run(sisa_device *dev, const bcase *c, int reps) {
 
 int main(int argc, char **argv) {
     int reps = argc > 1 && argv[1][0] != '-' ? atoi(argv[1]) : 10;
-    bool quick = false, sdpa_only = false, mm_only = false, no_f32 = false;
+    bool quick = false, sdpa_only = false, mm_only = false, no_f32 = false, bf16_only = false;
     for (int i = 1; i < argc; i++) {
         quick = quick || strcmp(argv[i], "--quick") == 0;
         sdpa_only = sdpa_only || strcmp(argv[i], "--sdpa") == 0;
         mm_only = mm_only || strcmp(argv[i], "--matmul") == 0;
         no_f32 = no_f32 || strcmp(argv[i], "--no-f32") == 0;
+        bf16_only = bf16_only || strcmp(argv[i], "--bf16") == 0;
     }
     if (reps < 1) reps = 1;
     sisa_device *dev = NULL;
@@ -149,7 +151,7 @@ int main(int argc, char **argv) {
     int ni = 0;
     for (int d = 0; d < (no_f32 ? 2 : 3) && !sdpa_only; d++)
         for (int k = 0; k < 3; k++) {
-            if (quick && k == 2) continue;
+            if ((quick && k == 2) || (bf16_only && mm_dt[d] != SISA_BF16)) continue;
             snprintf(names[ni], sizeof names[ni], Nn[k], (long long)M);
             bcase c = {.name = names[ni], .op = SISA_OP_MATMUL, .dt = mm_dt[d], .M = M, .N = Ns[k], .K = 768};
             ni = (ni + 1) % 16;
@@ -157,12 +159,13 @@ int main(int argc, char **argv) {
         }
     /* the FFN down projection: K = the FFN width, padded to 2944 on GPU devices (runtime/model.c) */
     for (int d = 0; d < 2 && !sdpa_only; d++) {
+        if (bf16_only && mm_dt[d] != SISA_BF16) continue;
         static char dn[64];
         snprintf(dn, sizeof dn, "MATMUL 152M FFN down %lldx768x%d", (long long)M, quick ? 320 : 2944);
         bcase c = {.name = dn, .op = SISA_OP_MATMUL, .dt = mm_dt[d], .M = M, .N = 768, .K = quick ? 320 : 2944};
         run(dev, &c, reps);
     }
-    if (!quick && !sdpa_only) {
+    if (!quick && !sdpa_only && !bf16_only) {
         bcase c = {.name = "MATMUL ceiling 8192^3", .op = SISA_OP_MATMUL, .dt = SISA_F16, .M = 8192, .N = 8192, .K = 8192};
         run(dev, &c, reps < 5 ? reps : 5);
     }
@@ -186,7 +189,8 @@ int main(int argc, char **argv) {
         {.name = an[3], .op = SISA_OP_SDPA, .dt = SISA_BF16, .B = B, .H = 12, .T = quick ? T : 2048, .dqk = 80, .dv = 64},
         {.name = an[0], .op = SISA_OP_SDPA, .dt = SISA_F32, .B = B, .H = 12, .T = T, .dqk = 80, .dv = 64},
     };
-    for (size_t i = 0; i < sizeof att / sizeof att[0]; i++) run(dev, &att[i], reps < 5 ? reps : 5);
+    for (size_t i = 0; i < sizeof att / sizeof att[0]; i++)
+        if (!bf16_only || att[i].dt == SISA_BF16) run(dev, &att[i], reps < 5 ? reps : 5);
     sisa_device_free(dev);
     return 0;
 }
