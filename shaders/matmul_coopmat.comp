@@ -54,6 +54,7 @@ layout(constant_id = 19) const uint A_VEC8 = 0;
 layout(constant_id = 20) const uint B_VEC8 = 0;
 layout(constant_id = 21) const uint STAGES = 1; /* shared slices: 1 (two barriers per slice) or 2 (one) */
 layout(constant_id = 22) const uint SH16 = 0;   /* 1: float16_t slices, 16-bit stores (as before) */
+layout(constant_id = 23) const uint CVT_FLOAT = 0; /* 1: bf16 -> f16 always through fp32 (as before) */
 const uint BKP = BK + 8u;          /* padded row of a shared slice */
 const uint NWN = BN / WN;          /* subgroups along n */
 const uint FM = WM / TM, FN = WN / TN;
@@ -147,11 +148,28 @@ uint pack_sat(vec2 f) {
     return packFloat2x16(f16vec2(f));
 }
 
+/* 2 bf16 (one raw word) -> 2 f16. Where both are f16 normals (bf16 biased exponent 113..142:
+ * 2^-14 <= |x| <= 65280, the largest such bf16) the conversion is a re-bias of the exponent in
+ * integer arithmetic, both halves at once: f16 = sign | ((bits & 0x7fff) - (112 << 7)) << 3 (bf16's
+ * 7 mantissa bits become the top of f16's 10: exact). Per half the difference is below 2^12, so
+ * the shift never carries into the other half. Everything else (zero, f16 subnormals, beyond
+ * 65504, inf, NaN) takes the fp32 path. Same bits as the fp32 path for every input (checked
+ * exhaustively per half against it). Why: the fp32 path costs ~20 instructions per word, two of
+ * them f32->f16 conversions, for every element of every slice; the integer one ~8, and the
+ * conversion runs once per element per workgroup, as often as the shared stores. CVT_FLOAT = 1
+ * (SISA_VK_CVT_FLOAT=1) keeps the fp32 path for every word, to time old against new. */
+uint bf16x2_to_f16(uint w) {
+    uint mag = w & 0x7fff7fffu;
+    uint lo = (mag & 0xffffu) - 0x3880u, hi = (mag >> 16) - 0x3880u; /* wrap below the range */
+    [[dont_flatten]] if (CVT_FLOAT == 0u && max(lo, hi) < 0x0f00u)
+        return (w & 0x80008000u) | ((mag - 0x38003800u) << 3);
+    return pack_sat(vec2(uintBitsToFloat(w << 16), uintBitsToFloat(w & 0xffff0000u)));
+}
+
 /* 8 bf16 (raw words) -> 8 f16 */
 uvec4 bf16x8_to_f16(uvec4 w) {
     uvec4 o;
-    [[unroll]] for (uint x = 0u; x < 4u; x++)
-        o[x] = pack_sat(vec2(uintBitsToFloat(w[x] << 16), uintBitsToFloat(w[x] & 0xffff0000u)));
+    [[unroll]] for (uint x = 0u; x < 4u; x++) o[x] = bf16x2_to_f16(w[x]);
     return o;
 }
 

@@ -51,7 +51,8 @@
  * 16-byte alignment rule below (docs/VULKAN.md). 512: the Q/K/V tiles as float16_t arrays written
  * one half at a time (the kernel before 128-bit stores; kept to time old against new). 1024: the
  * bf16 range maxima of a key block reduced at the top of its own iteration (the kernel before the
- * one-block-ahead reduction below; kept to time old against new).
+ * one-block-ahead reduction below; kept to time old against new). 2048: bf16 -> f16 always through
+ * fp32 (the conversion before the integer re-bias in bf16x2_scaled; kept to time old against new).
  *
  * Shared tiles as uvec4 (8 halves): a chunk of 8 staged values is ONE 128-bit shared store. With
  * float16_t arrays it was 8 16-bit stores whose lanes sit 16 bytes apart (4-way bank conflicts):
@@ -124,7 +125,7 @@ const bool WG_SYNC = true;
 const bool WG_SYNC = (VARIANT & 8u) != 0u;
 #endif
 #ifdef CM_EMULATE
-const uint VAR = VARIANT & (16u | 512u | 1024u); /* the emulation checks the logic of variants 16, 512, 1024 */
+const uint VAR = VARIANT & (16u | 512u | 1024u | 2048u); /* the emulation checks the logic of variants 16, 512, 1024, 2048 */
 #else
 const uint VAR = VARIANT;
 #endif
@@ -135,6 +136,7 @@ const bool SH16 = (VAR & 512u) != 0u;    /* Q/K/V tiles as float16_t, 16-bit sto
 /* bf16 range maxima: reduced one block ahead (default) or at the top of the block (1024, before) */
 const bool RANGE_TOP = (VAR & 1024u) != 0u;
 const bool RANGE_AHEAD = (K_SC || V_SC) && !RANGE_TOP;
+const bool CVT_FLOAT = (VAR & 2048u) != 0u; /* bf16 -> f16 always through fp32 (before) */
 const uint QSL = RANGE_AHEAD ? 2u : 0u; /* red[] slot of Q's maximum (ahead: 0, 1 are block 0's) */
 #ifdef CM_EMULATE
 const bool Q_OWN = true; /* emulated Q fragments are read from shared memory when multiplied */
@@ -383,11 +385,31 @@ f16vec2 half2(uint w, uint dt, bool sc, int e) {
     return f16vec2(ldexp(dec2(w, dt), ivec2(-e)));
 }
 
-/* 8 raw values -> 8 f16 (packed in pairs), scaled as half2 does */
+/* 2 bf16 (one raw word) -> 2 f16 scaled by 2^-e, as half2 does. Where both scaled values are f16
+ * normals (bf16 biased exponent 113+e .. min(142+e, 254): the upper end is never passed here, the
+ * scaling keeps every finite value below 2^15; 254 keeps inf/NaN out when e = 113) the conversion
+ * is an integer re-bias of the exponent, both halves at once: sign | ((bits & 0x7fff) -
+ * ((112+e) << 7)) << 3 (exact: bf16's 7 mantissa bits become the top of f16's 10; per half the
+ * difference stays below 2^12, so the shift never carries into the other half). Zero, f16
+ * subnormals, inf and NaN take the fp32 path. Same bits as the fp32 path for every input and
+ * every e in 0..113 (checked exhaustively per half). Why: the fp32 path is ~16 instructions per
+ * word with two f32->f16 conversions, for every K and V element of every block (~40 words per
+ * invocation per block); the re-bias ~8 integer ones. */
+uint bf16x2_scaled(uint w, int e) {
+    uint lo_b = uint(113 + e) << 7, span = uint(min(142 + e, 254) - (113 + e) + 1) << 7;
+    uint mag = w & 0x7fff7fffu;
+    uint lo = (mag & 0xffffu) - lo_b, hi = (mag >> 16) - lo_b; /* wrap below the range */
+    [[dont_flatten]] if (!CVT_FLOAT && max(lo, hi) < span)
+        return (w & 0x80008000u) | ((mag - (lo_b - 128u) * 0x10001u) << 3);
+    return packFloat2x16(f16vec2(ldexp(dec2(w, DT_BF16), ivec2(-e))));
+}
+
+/* 8 raw values -> 8 f16 (packed in pairs), scaled as half2 does (sources: f16 or bf16) */
 uvec4 halves8(uvec4 c, uint dt, bool sc, int e) {
     if (!sc) return c;
     uvec4 o;
-    [[unroll]] for (uint x = 0u; x < 4u; x++) o[x] = packFloat2x16(half2(c[x], dt, sc, e));
+    [[unroll]] for (uint x = 0u; x < 4u; x++)
+        o[x] = dt == DT_BF16 ? bf16x2_scaled(c[x], e) : packFloat2x16(half2(c[x], dt, sc, e));
     return o;
 }
 

@@ -91,6 +91,8 @@ static bool coopmat_plan(const vk_device *d, const sisa_tensor *n, int64_t dc, v
     /* bf16 range maxima reduced at the top of each key block (two barriers) as before the
      * one-block-ahead reduction; kept to time old against new */
     if (sisa_vk_env_flag("SISA_VK_SDPA_RANGE_TOP")) var |= 1024;
+    /* bf16 -> f16 always through fp32 (no integer re-bias), as before; kept to time old against new */
+    if (sisa_vk_env_flag("SISA_VK_CVT_FLOAT")) var |= 2048;
     /* 4 subgroups (64 query rows, 64-key blocks) where the shared memory allows, else 2 or 1;
      * K rows padded by 8 halves (fewer bank conflicts) unless only the unpadded rows fit (flag 256:
      * 64/64 blocks with d_qk 80 need 48,432 bytes unpadded, NVIDIA's limit is 48 KiB) */
