@@ -1,11 +1,15 @@
 #!/bin/bash
 # Vulkan prefill check in one GPU call (< 4 min): correctness of the kernels this branch changed
 # (128-bit shared stores in sdpa_coopmat and matmul_coopmat; bf16 attention's range maxima reduced
-# one key block ahead), then old against new in the same process lifetime of the machine:
-# "old" = SISA_VK_SHARED16=1 (the 16-bit stores of before), "rtop" = SISA_VK_SDPA_RANGE_TOP=1 (bf16
-# range maxima reduced at the top of each block, two barriers: the attention of before; bf16 rows
-# only); bench_vulkan attention and MATMUL rows, and the 152M prefill (bf16 weights and
-# activations, B=8 T=2048) on Vulkan and CUDA. The attention bench runs new, rtop, old, new so run-to-run noise shows;
+# one key block ahead; bf16 -> f16 by integer exponent re-bias in both coopmat kernels), then the
+# switches that bring each old path back, timed against the new one in the same call:
+#   rtop = SISA_VK_SDPA_RANGE_TOP=1 (bf16 attention: range maxima at the top of each block, two barriers)
+#   cvtf = SISA_VK_CVT_FLOAT=1 (bf16 -> f16 through fp32 for every value)
+#   old  = SISA_VK_SHARED16=1 (16-bit shared stores)
+#   base = all three (the coopmat kernels as before 2026-12-07)
+# bench_vulkan attention and MATMUL rows (the bf16-only switches on bf16 rows only) and the 152M
+# prefill (bf16 weights and activations, B=8 T=2048) on Vulkan (new, base, rtop) and CUDA. The
+# most important steps run first; later ones are skipped when the call runs long (left()).
 # SM clocks, power and throttle reasons are sampled during the whole call (clocks.csv), because
 # earlier calls showed timings that moved 3x with identical pipelines (docs/VULKAN.md).
 # Usage (after `source .devdeps/setup.sh`): bash tools/bench/vk_prefill_check.sh [BUILDDIR]; logs in $OUT.
@@ -35,26 +39,29 @@ for c in "${cases[@]}"; do
 done
 timeout 60 python3 tools/run_tests.py "$B" --only vulkan_smoke --log "$W/tl" 2>&1 | tail -2
 
-echo "== bench_vulkan --sdpa: new, rtop (SISA_VK_SDPA_RANGE_TOP=1, bf16 rows), old (SISA_VK_SHARED16=1), new"
 bs() { local r=$1; shift; timeout 45 $B/tools/bench_vulkan 5 --sdpa "$@" > "$W/sdpa-$r.txt" 2>&1; }
-bs 1new; SISA_VK_SDPA_RANGE_TOP=1 bs 2rtop --bf16; SISA_VK_SHARED16=1 bs 3old; left 140 && bs 4new
-echo "== bench_vulkan --matmul --no-f32: new, old"
-bm() { timeout 40 $B/tools/bench_vulkan 5 --matmul --no-f32 > "$W/mm-$1.txt" 2>&1; }
-left 160 && bm 1new; left 175 && SISA_VK_SHARED16=1 bm 2old
-
-echo "== 152M prefill B=8 T=2048 bf16: vulkan new, vulkan rtop, vulkan old, cuda"
-p() { timeout 40 $S bench --config sisa-152m-ds16 --dtype bf16 --compute bf16 --batch 8 --tokens 2048 --reps 3 "$@" > "$W/prefill-$1.txt" 2>&1; }
+bm() { local r=$1; shift; timeout 45 $B/tools/bench_vulkan 5 --matmul --no-f32 "$@" > "$W/mm-$r.txt" 2>&1; }
+p() { local r=$1; shift; timeout 40 $S bench --config sisa-152m-ds16 --dtype bf16 --compute bf16 --batch 8 --tokens 2048 --reps 3 "$@" > "$W/prefill-$r.txt" 2>&1; }
+echo "== 152M prefill B=8 T=2048 bf16: vulkan new, vulkan base"
 p 1new --backend vulkan
-SISA_VK_SDPA_RANGE_TOP=1 p 2rtop --backend vulkan
-left 200 && SISA_VK_SHARED16=1 p 3old --backend vulkan
-left 215 && p 4cuda --backend cuda
+SISA_VK_SHARED16=1 SISA_VK_SDPA_RANGE_TOP=1 SISA_VK_CVT_FLOAT=1 p 2base --backend vulkan
+echo "== bench_vulkan --sdpa: new; bf16 rows: rtop, cvtf"
+bs 1new; SISA_VK_SDPA_RANGE_TOP=1 bs 2rtop --bf16; SISA_VK_CVT_FLOAT=1 bs 3cvtf --bf16
+echo "== bench_vulkan --matmul --no-f32: new; bf16 rows: cvtf"
+left 150 && bm 1new; left 170 && SISA_VK_CVT_FLOAT=1 bm 2cvtf --bf16
+echo "== optional: prefill rtop, cuda; attention old (SHARED16) and new again (noise); matmul old"
+left 190 && SISA_VK_SDPA_RANGE_TOP=1 p 3rtop --backend vulkan
+left 195 && p 4cuda --backend cuda
+left 190 && SISA_VK_SHARED16=1 bs 4old
+left 190 && bs 5new
+left 190 && SISA_VK_SHARED16=1 bm 3old
 kill "$smi" 2>/dev/null
 for f in "$W"/*.txt; do echo "==== $(basename "$f")"; cat "$f"; done > "$OUT/check.txt"
 cat "$W"/tl/*.txt >> "$OUT/check.txt" 2>/dev/null
 awk -F, 'NR > 1 { n++; c = $2 + 0; s += c; if (n == 1 || c < lo) lo = c; if (c > hi) hi = c }
   END { if (n) printf "SM clock MHz during the call: mean %.0f, min %.0f, max %.0f (%d samples, clocks.csv)\n", s / n, lo, hi, n }' "$OUT/clocks.csv"
 
-echo; echo "== summary: GPU-timestamp ms (median of 5); old = SISA_VK_SHARED16=1 (16-bit shared stores), rtop = SISA_VK_SDPA_RANGE_TOP=1 (bf16 range maxima at the top of each block), same call"
+echo; echo "== summary: GPU-timestamp ms (median of 5), same call; rtop = SISA_VK_SDPA_RANGE_TOP=1, cvtf = SISA_VK_CVT_FLOAT=1, old = SISA_VK_SHARED16=1, base = all three (header)"
 python3 - "$W" <<'PY'
 import glob, os, re, sys
 w = sys.argv[1]
@@ -65,7 +72,7 @@ def rows(path):
         if len(f) > 6 and (f[1].startswith("SDPA") or f[1].startswith("MATMUL")):
             out.setdefault((f[1], f[2]), f[4])
     return out
-for kind, runs in (("sdpa", ["1new", "2rtop", "3old", "4new"]), ("mm", ["1new", "2old"])):
+for kind, runs in (("sdpa", ["1new", "2rtop", "3cvtf", "4old", "5new"]), ("mm", ["1new", "2cvtf", "3old"])):
     cols = [rows(os.path.join(w, f"{kind}-{r}.txt")) if os.path.exists(os.path.join(w, f"{kind}-{r}.txt")) else {} for r in runs]
     keys = [k for c in cols for k in c]
     seen = []
@@ -73,7 +80,7 @@ for kind, runs in (("sdpa", ["1new", "2rtop", "3old", "4new"]), ("mm", ["1new", 
     print("| %-44s | %-4s | %s |" % ("case", "dtype", " | ".join("%9s" % r for r in runs)))
     for k in seen:
         print("| %-44s | %-4s | %s |" % (k[0], k[1], " | ".join("%9s" % c.get(k, "-") for c in cols)))
-for r in ("1new", "2rtop", "3old", "4cuda"):
+for r in ("1new", "2base", "3rtop", "4cuda"):
     p = os.path.join(w, f"prefill-{r}.txt")
     tok = "-"
     if os.path.exists(p):
