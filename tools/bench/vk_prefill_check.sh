@@ -31,27 +31,27 @@ for c in "${cases[@]}"; do
   SISA_VK_DEBUG=1 timeout 30 $B/tests/conformance/conform --backend vulkan --case "$c" > "$W/case$i.txt" 2>&1
   r=$?; echo "rc=$r | $(grep -E '^(pass|FAIL|fail|error)' "$W/case$i.txt" | head -1) | $(grep -o "pipeline 'sdpa[^)]*)" "$W/case$i.txt" | tr '\n' ' ')"
 done
-timeout 60 python3 tools/run_tests.py "$B" --only vulkan_smoke --log "$W/tl" 2>&1 | tail -2
-
-echo "== bench_vulkan --sdpa: new, old (SISA_VK_SHARED16=1), new"
-bs() { timeout 45 $B/tools/bench_vulkan 5 --sdpa > "$W/sdpa-$1.txt" 2>&1; }
-bs 1new; SISA_VK_SHARED16=1 bs 2old; left 150 && bs 3new
-echo "== bench_vulkan --matmul --no-f32: new, old"
-bm() { timeout 40 $B/tools/bench_vulkan 5 --matmul --no-f32 > "$W/mm-$1.txt" 2>&1; }
-left 170 && bm 1new; left 185 && SISA_VK_SHARED16=1 bm 2old
+timeout 60 $B/tests/test_vulkan_smoke > "$W/vulkan_smoke.txt" 2>&1; echo "vulkan_smoke rc $?: $(tail -1 "$W/vulkan_smoke.txt")"
 
 echo "== 152M prefill B=8 T=2048 bf16: vulkan new, vulkan old, cuda"
-p() { timeout 40 $S bench --config sisa-152m-ds16 --dtype bf16 --compute bf16 --batch 8 --tokens 2048 --reps 3 "$@" > "$W/prefill-$1.txt" 2>&1; }
+p() { local n=$1; shift; timeout 40 $S bench --config sisa-152m-ds16 --dtype bf16 --compute bf16 --batch 8 --tokens 2048 --reps 3 "$@" > "$W/prefill-$n.txt" 2>&1; }
+p 3cuda --backend cuda # first: it also brings the clocks up from idle (345 MHz seen) before the timings
 p 1new --backend vulkan
 SISA_VK_SHARED16=1 p 2old --backend vulkan
-left 225 && p 3cuda --backend cuda
+echo "== bench_vulkan --sdpa: new, old (SISA_VK_SHARED16=1), new"
+bs() { timeout 45 $B/tools/bench_vulkan 15 --sdpa > "$W/sdpa-$1.txt" 2>&1; }
+bs 1new; SISA_VK_SHARED16=1 bs 2old; left 170 && bs 3new
+echo "== bench_vulkan --matmul --no-f32: new, old"
+bm() { timeout 40 $B/tools/bench_vulkan 15 --matmul --no-f32 > "$W/mm-$1.txt" 2>&1; }
+left 190 && bm 1new; left 205 && SISA_VK_SHARED16=1 bm 2old
+
 kill "$smi" 2>/dev/null
 for f in "$W"/*.txt; do echo "==== $(basename "$f")"; cat "$f"; done > "$OUT/check.txt"
 cat "$W"/tl/*.txt >> "$OUT/check.txt" 2>/dev/null
 awk -F, 'NR > 1 { n++; c = $2 + 0; s += c; if (n == 1 || c < lo) lo = c; if (c > hi) hi = c }
   END { if (n) printf "SM clock MHz during the call: mean %.0f, min %.0f, max %.0f (%d samples, clocks.csv)\n", s / n, lo, hi, n }' "$OUT/clocks.csv"
 
-echo; echo "== summary: GPU-timestamp ms (median of 5); old = SISA_VK_SHARED16=1 (16-bit shared stores), same call"
+echo; echo "== summary: GPU-timestamp ms (median of 15); old = SISA_VK_SHARED16=1 (16-bit shared stores), same call"
 python3 - "$W" <<'PY'
 import glob, os, re, sys
 w = sys.argv[1]
