@@ -323,7 +323,8 @@ static sisa_status node_fail(sisa_status st, const sisa_tensor *n, int i, sc_ker
                            sc_kernel_name(k));
 }
 
-static cudaError_t launch(sc_stream *s, sc_kernel k, const sc_node *n) {
+/* b_const: for SC_K_GEMV, sc_gemv_b_const of its b. */
+static cudaError_t launch(sc_stream *s, sc_kernel k, const sc_node *n, int b_const) {
     switch (k) {
     case SC_K_ELEMENTWISE: return sc_launch_elementwise(n, s->stream);
     case SC_K_RMS_NORM: return sc_launch_rms_norm(n, s->stream);
@@ -336,7 +337,7 @@ static cudaError_t launch(sc_stream *s, sc_kernel k, const sc_node *n) {
     case SC_K_SDPA_WMMA: return sc_launch_sdpa(n, SC_SDPA_WMMA, s->stream);
     case SC_K_SDPA_SCALAR: return sc_launch_sdpa(n, SC_SDPA_SCALAR, s->stream);
     case SC_K_SDPA_FA: return sc_launch_sdpa_fa(n, s->stream);
-    case SC_K_GEMV: return sc_launch_gemv(n, s->dev->prop.multiProcessorCount, s->stream);
+    case SC_K_GEMV: return sc_launch_gemv(n, s->dev->prop.multiProcessorCount, b_const, s->stream);
     case SC_K_SDPA_DECODE: {
         if (sc_decode_attn_workspace(n) > s->workspace_size) return cudaErrorInvalidValue;
         /* the split kernel, blocks per (b, h, query) from the SM count, the last one combines;
@@ -414,7 +415,7 @@ static sisa_status compute_node(sc_stream *s, sisa_graph *g, int i, int first, c
     else if (k == SC_K_SDPA_CUDNN)
         rs = sc_cudnn_sdpa_run(s, node, &n);
     else {
-        cudaError_t e = launch(s, k, &n);
+        cudaError_t e = launch(s, k, &n, k == SC_K_GEMV && sc_gemv_b_const(s, g, node->src[1]));
         if (e != cudaSuccess) rs = sc_cuda_err(e, "kernel launch");
     }
     if (rs != SISA_OK) return node_fail(rs, node, i, k);

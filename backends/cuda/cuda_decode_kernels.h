@@ -21,7 +21,10 @@ extern "C" {
  * 16-byte loads where aligned; fp32 accumulation. Memory bound on b: the decode projections.
  * sc_gemv_takes: 1 when the node fits (shapes, dtypes, shared memory). */
 int sc_gemv_takes(const sc_node *n);
-cudaError_t sc_launch_gemv(const sc_node *n, int n_sm, cudaStream_t s);
+/* b_const: b is not written by anything that can still run when this kernel starts (the caller
+ * checks: a recorded graph in which no node writes b's memory); then a block may read its rows of
+ * b before it waits for the previous kernel (gemv.cu). */
+cudaError_t sc_launch_gemv(const sc_node *n, int n_sm, int b_const, cudaStream_t s);
 
 /* The same GEMV with its neighbours folded in (cuda_fuse_gemv.c finds them): a prologue that
  * makes the rows of a from the node before — RMS_NORM(px, weight pw, eps) or SWIGLU(gate px,
@@ -37,7 +40,7 @@ typedef struct sc_gemv_fused {
     int pad2_;
     sc_tensor px, pw, res, out;
 } sc_gemv_fused;
-cudaError_t sc_launch_gemv_fused(const sc_gemv_fused *f, int n_sm, cudaStream_t s);
+cudaError_t sc_launch_gemv_fused(const sc_gemv_fused *f, int n_sm, int b_const, cudaStream_t s);
 
 /* decode_attn.cu: SDPA (ops.h, both forms, causal with p0) for Tq <= 8 queries, any float dtypes
  * and strides (flash-decoding). sc_decode_attn_workspace: the bytes of workspace the node needs

@@ -53,6 +53,15 @@ static bool skipped(sc_stream *s, const sisa_tensor *n) {
     return false;
 }
 
+bool sc_gemv_b_const(const sc_stream *s, const sisa_graph *g, const sisa_tensor *b) {
+    if (!s->capturing || !b) return false;
+    for (int j = 0; j < g->n_nodes; j++) {
+        const sisa_tensor *m = g->nodes[j];
+        if (m->op != SISA_OP_VIEW && m->op != SISA_OP_NONE && sc_overlap(m, b)) return false;
+    }
+    return true;
+}
+
 bool sc_gemv_fuse_node(sc_stream *s, sisa_graph *g, int i, sisa_status *st) {
     *st = SISA_OK;
     if (i == 0) s->gemv_skip[0] = s->gemv_skip[1] = NULL; /* a new run of the graph */
@@ -114,7 +123,8 @@ bool sc_gemv_fuse_node(sc_stream *s, sisa_graph *g, int i, sisa_status *st) {
                 mm->name, add ? " + ADD " : "", add ? add->name : "");
     s->gemv_skip[0] = pro ? mm : NULL;
     s->gemv_skip[1] = add;
-    cudaError_t ce = sc_launch_gemv_fused(&f, s->dev->prop.multiProcessorCount, s->stream);
+    cudaError_t ce = sc_launch_gemv_fused(&f, s->dev->prop.multiProcessorCount,
+                                          sc_gemv_b_const(s, g, mm->src[1]), s->stream);
     if (ce != cudaSuccess) *st = sc_cuda_err(ce, "fused GEMV launch");
     return true;
 }

@@ -93,6 +93,10 @@ bool sc_fuse_node(sc_stream *s, sisa_graph *g, int i, int first, sisa_status *st
  * True when node i of g was handled (the fused kernel launched at it, *st its status; or it was
  * computed by one already); false: compute node i as usual. */
 bool sc_gemv_fuse_node(sc_stream *s, sisa_graph *g, int i, sisa_status *st);
+/* May a GEMV read b before it waits for the kernel before it (gemv.cu's preload)? Only while
+ * recording a CUDA graph (its first kernel starts after all earlier work on the stream, never as
+ * a programmatic dependent), and only when no node of g writes memory b occupies. */
+bool sc_gemv_b_const(const sc_stream *s, const sisa_graph *g, const sisa_tensor *b);
 
 /* cuda_graph.c: record / replay (backend.h's optional stream functions) */
 sisa_status sc_graph_record(sisa_stream *st, sisa_graph *g, int first, int last, void **rec);

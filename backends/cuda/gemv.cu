@@ -192,13 +192,24 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32) k_gemv_fused(const __grid_con
  * Same math as above: fp32 FMAs against the staged f32 rows, one rounding at the store.
  */
 #define GS_S 4 /* 16-byte loads per lane per task: a segment is at most 32 * GS_S vectors */
-enum { GS_PREFETCH = 1, GS_EARLY = 2 };
+#define GS_SLICE_MAX (36 * 1024) /* bytes of b a block preloads into shared memory, at most */
+enum { GS_PREFETCH = 1, GS_EARLY = 2, GS_PRELOAD = 4 };
 
-/* Load task t's vectors (column j0 + t / nseg, segment t % nseg of seglen vectors). */
-__device__ __forceinline__ void gs_load(const sc_tensor &b, int64_t j0, int64_t t, int nseg, int seglen,
-                                        int64_t nv, int lane, uint4 w[GS_S]) {
+/* Load task t's vectors (column j0 + t / nseg, segment t % nseg of seglen vectors), from the
+ * block's preloaded slice ws (rows j0.. of nv vectors each) when it has one, else from b. */
+__device__ __forceinline__ void gs_load(const sc_tensor &b, const uint4 *ws, int64_t j0, int64_t t, int nseg,
+                                        int seglen, int64_t nv, int lane, uint4 w[GS_S]) {
     const int64_t col = j0 + t / nseg, v0 = (t % nseg) * (int64_t)seglen;
     const int64_t vend = v0 + seglen < nv ? v0 + seglen : nv;
+    if (ws) {
+        const uint4 *row = ws + (col - j0) * nv;
+#pragma unroll
+        for (int s = 0; s < GS_S; s++) {
+            const int64_t v = v0 + s * 32 + lane;
+            w[s] = v < vend ? row[v] : make_uint4(0u, 0u, 0u, 0u);
+        }
+        return;
+    }
     const uint4 *row = (const uint4 *)((const uint16_t *)b.p + col * b.nb[2]);
 #pragma unroll
     for (int s = 0; s < GS_S; s++) {
@@ -261,7 +272,18 @@ __device__ __forceinline__ void gs_body(const sc_node &n, const sc_gemv_fused *f
     const sc_tensor &a = n.src[0], &b = n.src[1];
     const int64_t K = a.ne[3], N = b.ne[2], nv = K / 8;
     const int64_t j0 = (int64_t)blockIdx.x * N / gridDim.x, j1 = (int64_t)(blockIdx.x + 1) * N / gridDim.x;
-    if ((flags & GS_PREFETCH) && j1 > j0) {
+    float *part = xs + R * K;
+    uint4 *ws = NULL;
+    if (flags & GS_PRELOAD) { /* b is constant in this graph (gs_plan_for): its slice into shared
+                               * memory now, while the previous kernel still runs */
+        ws = (uint4 *)(part + ((j1 - j0 + 1) * nseg * R + 3) / 4 * 4);
+        const int64_t total = (j1 - j0) * nv;
+        for (int64_t c = threadIdx.x; c < total; c += blockDim.x) {
+            const int64_t jl = c / nv, v = c % nv;
+            sc_cp_async16(ws + c, (const uint4 *)((const uint16_t *)b.p + (j0 + jl) * b.nb[2]) + v);
+        }
+        sc_cp_async_commit();
+    } else if ((flags & GS_PREFETCH) && j1 > j0) {
         const uintptr_t lo = ((uintptr_t)((const uint16_t *)b.p + j0 * b.nb[2])) & ~(uintptr_t)127;
         const uintptr_t hi = (uintptr_t)((const uint16_t *)b.p + (j1 - 1) * b.nb[2] + K);
         for (uintptr_t p = lo + (uintptr_t)threadIdx.x * 128; p < hi; p += (uintptr_t)blockDim.x * 128)
@@ -271,14 +293,17 @@ __device__ __forceinline__ void gs_body(const sc_node &n, const sc_gemv_fused *f
     sc_pdl_wait_only();
     if (!(flags & GS_EARLY)) sc_pdl_trigger();
     gemv_stage<R, PRO>(n, f, xs, red);
-    float *part = xs + R * K;
+    if (ws) { /* the slice has landed (each thread its own copies), then everyone's */
+        sc_cp_async_wait_all();
+        __syncthreads();
+    }
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int64_t nt = (j1 - j0) * nseg;
     for (int64_t t = warp; t < nt; t += 2 * GEMV_WARPS) {
         const int64_t t2 = t + GEMV_WARPS;
         uint4 wa[GS_S], wb[GS_S];
-        gs_load(b, j0, t, nseg, seglen, nv, lane, wa);
-        if (t2 < nt) gs_load(b, j0, t2, nseg, seglen, nv, lane, wb);
+        gs_load(b, ws, j0, t, nseg, seglen, nv, lane, wa);
+        if (t2 < nt) gs_load(b, ws, j0, t2, nseg, seglen, nv, lane, wb);
         float acc[R];
 #pragma unroll
         for (int r = 0; r < R; r++) acc[r] = 0.0f;
@@ -349,7 +374,7 @@ static int env_int(const char *name, int dflt) {
 
 /* false: the node takes the kernel above (f32 weights, unaligned rows, SISA_CUDA_GEMV=old, or
  * the segment sums would not fit in shared memory). */
-static bool gs_plan_for(const sc_node *n, int n_sm, gs_plan *p) {
+static bool gs_plan_for(const sc_node *n, int n_sm, int b_const, gs_plan *p) {
     const char *e = getenv("SISA_CUDA_GEMV");
     if ((e && strcmp(e, "old") == 0) || gemv_vec(n) != 8) return false;
     const int64_t R = gemv_rows(n), K = n->src[0].ne[3], N = n->src[1].ne[2], nv = K / 8;
@@ -366,15 +391,38 @@ static bool gs_plan_for(const sc_node *n, int n_sm, gs_plan *p) {
     const int64_t tasks = N * nseg, blocks = (tasks + GEMV_WARPS - 1) / GEMV_WARPS;
     const int64_t cap = sm * (bps > 0 ? bps : 1);
     p->grid = (unsigned)(blocks < cap ? blocks : cap);
-    const int64_t parts = nseg > 1 ? ((N + p->grid - 1) / p->grid + 1) * nseg * R : 0;
-    p->smem = (size_t)(R * K + parts) * sizeof(float);
-    if (p->smem > GEMV_SMEM_MAX) return false;
+    p->flags = 0;
+    /* b constant during this graph (the caller's word: recorded, and no node writes it): each
+     * block copies its rows into shared memory before it waits for the previous kernel. More
+     * blocks when a slice would not fit, as long as ~3 per SM stay resident together. */
+    if (b_const && env_int("SISA_CUDA_GEMV_PRELOAD", 1)) {
+        const int64_t row_bytes = nv * 16, fit = GS_SLICE_MAX / row_bytes; /* rows per block */
+        if (fit >= 1) {
+            int64_t g = p->grid;
+            if ((N + g - 1) / g > fit) g = (N + fit - 1) / fit;
+            if (g <= sm * 3) {
+                p->grid = (unsigned)g;
+                p->flags |= GS_PRELOAD;
+            }
+        }
+    }
+    const int64_t rows = (N + p->grid - 1) / p->grid + 1; /* a block's columns, at most */
+    const int64_t parts = (nseg > 1 || (p->flags & GS_PRELOAD)) ? (rows * nseg * R + 3) / 4 * 4 : 0;
+    const int64_t slice = p->flags & GS_PRELOAD ? rows * nv * 16 : 0;
+    p->smem = (size_t)(R * K + parts) * sizeof(float) + (size_t)slice;
+    if (p->smem > GEMV_SMEM_MAX) {
+        if (!(p->flags & GS_PRELOAD)) return false;
+        p->flags &= ~GS_PRELOAD; /* the plain streaming kernel then */
+        const int64_t rows2 = (N + p->grid - 1) / p->grid + 1;
+        p->smem = (size_t)(R * K + (nseg > 1 ? rows2 * nseg * R : 0)) * sizeof(float);
+        if (p->smem > GEMV_SMEM_MAX) return false;
+    }
     p->nseg = (int)nseg;
     p->seglen = (int)seglen;
-    p->flags = 0;
     /* L2 (50 MB on the H100) holds a decode layer's projections; the 77 MB logits matrix would
      * evict its own prefetched lines before they are read */
-    if (env_int("SISA_CUDA_GEMV_PREFETCH", 1) && (size_t)N * (size_t)K * 2 <= ((size_t)24 << 20))
+    if (!(p->flags & GS_PRELOAD) && env_int("SISA_CUDA_GEMV_PREFETCH", 1) &&
+        (size_t)N * (size_t)K * 2 <= ((size_t)24 << 20))
         p->flags |= GS_PREFETCH;
     if (env_int("SISA_CUDA_GEMV_EARLY", 0)) p->flags |= GS_EARLY;
     return true;
@@ -405,7 +453,7 @@ static cudaError_t launch_fused(const sc_gemv_fused *f, int64_t R, unsigned grid
     }
 }
 
-extern "C" cudaError_t sc_launch_gemv_fused(const sc_gemv_fused *f, int n_sm, cudaStream_t s) {
+extern "C" cudaError_t sc_launch_gemv_fused(const sc_gemv_fused *f, int n_sm, int b_const, cudaStream_t s) {
     const sc_node *n = &f->mm;
     const int64_t R = gemv_rows(n), K = n->src[0].ne[3], N = n->src[1].ne[2];
     const int64_t want = (N + GEMV_WARPS - 1) / GEMV_WARPS, cap = (int64_t)(n_sm > 0 ? n_sm : 132) * 8;
@@ -414,7 +462,7 @@ extern "C" cudaError_t sc_launch_gemv_fused(const sc_gemv_fused *f, int n_sm, cu
     const int vec = gemv_vec(n);
     const int pro = f->pro, epi = f->epi;
     gs_plan p;
-    const bool stream = gs_plan_for(n, n_sm, &p);
+    const bool stream = gs_plan_for(n, n_sm, b_const, &p);
 #define SC_GEMV_CASE(P, E)                                                                       \
     if (pro == P && epi == E)                                                                    \
         return stream ? launch_stream_fused<P, E>(f, R, &p, s) : launch_fused<P, E>(f, R, grid, smem, vec, s)
@@ -428,7 +476,7 @@ extern "C" cudaError_t sc_launch_gemv_fused(const sc_gemv_fused *f, int n_sm, cu
     return cudaErrorInvalidValue;
 }
 
-extern "C" cudaError_t sc_launch_gemv(const sc_node *n, int n_sm, cudaStream_t s) {
+extern "C" cudaError_t sc_launch_gemv(const sc_node *n, int n_sm, int b_const, cudaStream_t s) {
     const int64_t R = gemv_rows(n), K = n->src[0].ne[3], N = n->src[1].ne[2];
     const int vec = gemv_vec(n);
     const int64_t want = (N + GEMV_WARPS - 1) / GEMV_WARPS, cap = (int64_t)(n_sm > 0 ? n_sm : 132) * 8;
@@ -436,7 +484,7 @@ extern "C" cudaError_t sc_launch_gemv(const sc_node *n, int n_sm, cudaStream_t s
     const size_t smem = (size_t)R * (size_t)K * sizeof(float);
     const dim3 block(GEMV_WARPS * 32);
     gs_plan p;
-    if (gs_plan_for(n, n_sm, &p)) {
+    if (gs_plan_for(n, n_sm, b_const, &p)) {
         const dim3 g(p.grid);
         switch (R) {
         case 1: return sc_launch(k_gemv_stream<1>, g, block, p.smem, s, *n, p.flags, p.nseg, p.seglen);

@@ -104,6 +104,15 @@ __device__ __forceinline__ void sc_pdl_wait_only() {
 #endif
 }
 
+/* 16 bytes global -> shared without registers (sm_80+), completed by sc_cp_async_wait_all. Both
+ * addresses 16-byte aligned. */
+__device__ __forceinline__ void sc_cp_async16(void *smem, const void *gmem) {
+    const unsigned sa = (unsigned)__cvta_generic_to_shared(smem);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(sa), "l"(gmem) : "memory");
+}
+__device__ __forceinline__ void sc_cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+__device__ __forceinline__ void sc_cp_async_wait_all() { asm volatile("cp.async.wait_all;" ::: "memory"); }
+
 /* Ask L2 to fetch the 128-byte line holding p: a hint with no result that the kernel waits for. */
 __device__ __forceinline__ void sc_prefetch_l2(const void *p) {
     asm volatile("prefetch.global.L2 [%0];" ::"l"(p));

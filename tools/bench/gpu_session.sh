@@ -25,19 +25,15 @@ ids=$(python3 -c "print(','.join(str((i*7919)%50277) for i in range(512)))")
 gen() { local n=$1 bin=$2; shift 2
   env "$@" SISA_DECODE_TIMING=1 timeout 60 $bin generate -m /tmp/m152 --backend cuda --tokens "$ids" -n 128 --temp 0 --no-eos > "$OUT/ids.txt" 2> "$OUT/g-$n.txt"
   echo "$n: $(grep -o 'decode [0-9.]* s ([0-9.]* tok/s)' "$OUT/g-$n.txt") ids $(md5sum < "$OUT/ids.txt" | cut -c1-8) | $(grep -o 'split per step in us:.*' "$OUT/g-$n.txt" | cut -c23-)"; }
-gen new $S
-gen prev $S SISA_CUDA_GEMV=old SISA_CUDA_DECODE_ATTN=old
-gen gemv-old $S SISA_CUDA_GEMV=old
-gen attn-old $S SISA_CUDA_DECODE_ATTN=old
-gen early $S SISA_CUDA_GEMV_EARLY=1
-gen noprefetch $S SISA_CUDA_GEMV_PREFETCH=0
-gen bps1 $S SISA_CUDA_GEMV_BPS=1
-gen cluster $S SISA_CUDA_DECODE_ATTN=cluster
+# GENS: "name:ENV=V,ENV=V name2:..." (default below); prev = the previous session's kernels
+GENS=${GENS:-"new prev:SISA_CUDA_GEMV=old,SISA_CUDA_DECODE_ATTN=old gemv-old:SISA_CUDA_GEMV=old attn-old:SISA_CUDA_DECODE_ATTN=old early:SISA_CUDA_GEMV_EARLY=1 noprefetch:SISA_CUDA_GEMV_PREFETCH=0 nopreload:SISA_CUDA_GEMV_PRELOAD=0 cluster:SISA_CUDA_DECODE_ATTN=cluster"}
+for g in $GENS new-again "prev-again:SISA_CUDA_GEMV=old,SISA_CUDA_DECODE_ATTN=old"; do
+  e=${g#*:}; [ "$e" = "$g" ] && e=""
+  gen "${g%%:*}" $S ${e//,/ }
+done
 [ -n "$TF" ] && gen trigger-first $TF/tools/sisa
-gen new-again $S
-gen prev-again $S SISA_CUDA_GEMV=old SISA_CUDA_DECODE_ATTN=old
 echo "== replay device time per step (SISA_CUDA_PROFILE=1)"
-for v in "" "SISA_CUDA_GEMV=old SISA_CUDA_DECODE_ATTN=old"; do
+for v in "" SISA_CUDA_GEMV_PRELOAD=0 "SISA_CUDA_GEMV=old SISA_CUDA_DECODE_ATTN=old"; do
   echo "${v:-new}: $(env $v SISA_CUDA_PROFILE=1 timeout 60 $S generate -m /tmp/m152 --backend cuda --tokens "$ids" -n 32 --temp 0 --no-eos 2>&1 >/dev/null | grep -o 'replays, .*')"
 done
 echo "== per-node device times (no graph, each node alone), new kernels"
@@ -49,6 +45,6 @@ if [ -n "$TF" ] && left 360; then
   echo "== trigger-first build: test_decode"; t tf-decode 90 $TF/tests/test_decode cuda
 fi
 echo "== Vulkan (vk_prefill_check.sh) at ${SECONDS}s"
-left 330 && OUT=$OUT bash tools/bench/vk_prefill_check.sh $B
+[ -z "${NO_VK:-}" ] && left 330 && OUT=$OUT bash tools/bench/vk_prefill_check.sh $B
 echo "done at ${SECONDS}s"
 tar czf "$FINAL/session-logs.tgz" -C "$OUT" .
