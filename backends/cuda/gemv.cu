@@ -183,8 +183,13 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32) k_gemv_fused(const __grid_con
  *     block asks L2 for that span BEFORE griddepcontrol.wait (b is a constant operand in a decode
  *     step; a prefetch is only a hint, so this stays correct if b were written by the kernel
  *     before: L2 is where every SM's loads meet), i.e. while the previous kernel still runs;
- *   - optionally it lets its dependent launch before it waits (GS_EARLY), so the next GEMV's blocks
- *     are resident and prefetching one kernel earlier;
+ *   - opt-in (SISA_CUDA_GEMV_PRELOAD=1, GS_PRELOAD): where the caller vouches that b is constant
+ *     (sc_gemv_b_const), the block copies its slice into shared memory before the wait instead;
+ *   - opt-in (SISA_CUDA_GEMV_EARLY=1, GS_EARLY): it lets its dependent launch before it waits, so
+ *     the next kernel's blocks are resident one kernel earlier.
+ *     Measured on the H100 (docs/CUDA.md, 2026-12-07): neither option changed a decode step beyond
+ *     the run-to-run spread; the step is bound by the chain of ~134 dependent launches, not by
+ *     when the weights arrive. The prefetch gave ~2%;
  *   - a task is one column x one K segment of at most GS_S 16-byte loads per lane; a warp loads
  *     two tasks (2 x GS_S loads per lane in flight) before using them; K is split into segments
  *     when the columns alone are too few to occupy every SM, the segments' warp sums meet in
@@ -395,7 +400,7 @@ static bool gs_plan_for(const sc_node *n, int n_sm, int b_const, gs_plan *p) {
     /* b constant during this graph (the caller's word: recorded, and no node writes it): each
      * block copies its rows into shared memory before it waits for the previous kernel. More
      * blocks when a slice would not fit, as long as ~3 per SM stay resident together. */
-    if (b_const && env_int("SISA_CUDA_GEMV_PRELOAD", 1)) {
+    if (b_const && env_int("SISA_CUDA_GEMV_PRELOAD", 0)) { /* opt-in: no gain measured (docs/CUDA.md) */
         const int64_t row_bytes = nv * 16, fit = GS_SLICE_MAX / row_bytes; /* rows per block */
         if (fit >= 1) {
             int64_t g = p->grid;
