@@ -37,6 +37,13 @@ __device__ __forceinline__ void unpack8(uint4 v, int dt, float out[8]) {
     }
 }
 
+/* The 8 unpacked weights w against 8 staged f32 values at x (32-byte aligned). */
+__device__ __forceinline__ float dot8(const float w[8], const float *x) {
+    const float4 x0 = *(const float4 *)x, x1 = *(const float4 *)(x + 4);
+    return w[0] * x0.x + w[1] * x0.y + w[2] * x0.z + w[3] * x0.w + w[4] * x1.x + w[5] * x1.y + w[6] * x1.z +
+           w[7] * x1.w;
+}
+
 __device__ __forceinline__ float round_to(int dt, float v) {
     if (dt == SC_BF16) return __bfloat162float(__float2bfloat16_rn(v));
     if (dt == SC_F16) return __half2float(__float2half_rn(v));
@@ -119,12 +126,7 @@ __device__ __forceinline__ void gemv_body(const sc_node &n, const sc_gemv_fused 
                 float w[8];
                 unpack8(__ldg(row + v), b.dt, w);
 #pragma unroll
-                for (int r = 0; r < R; r++) {
-                    const float4 x0 = *(const float4 *)&xs[r * K + v * 8];
-                    const float4 x1 = *(const float4 *)&xs[r * K + v * 8 + 4];
-                    acc[r] += w[0] * x0.x + w[1] * x0.y + w[2] * x0.z + w[3] * x0.w +
-                              w[4] * x1.x + w[5] * x1.y + w[6] * x1.z + w[7] * x1.w;
-                }
+                for (int r = 0; r < R; r++) acc[r] += dot8(w, &xs[r * K + v * 8]);
             }
         } else if (vec == 4) { /* f32 rows, 16-byte aligned, K % 4 == 0 */
             const float4 *row = (const float4 *)((const float *)b.p + j * b.nb[2]);
@@ -236,12 +238,7 @@ __device__ __forceinline__ void gs_dot(const sc_tensor &b, const float *xs, int6
         float e[8];
         unpack8(w[s], b.dt, e);
 #pragma unroll
-        for (int r = 0; r < R; r++) {
-            const float4 x0 = *(const float4 *)&xs[r * K + v * 8];
-            const float4 x1 = *(const float4 *)&xs[r * K + v * 8 + 4];
-            acc[r] += e[0] * x0.x + e[1] * x0.y + e[2] * x0.z + e[3] * x0.w +
-                      e[4] * x1.x + e[5] * x1.y + e[6] * x1.z + e[7] * x1.w;
-        }
+        for (int r = 0; r < R; r++) acc[r] += dot8(e, &xs[r * K + v * 8]);
     }
 }
 

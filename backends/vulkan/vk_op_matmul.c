@@ -98,7 +98,7 @@ bool sisa_vk_select_matmul(const vk_device *d, const sisa_tensor *n, vk_kernel *
         k->spec[11] = t[T_BM], k->spec[12] = t[T_BN], k->spec[13] = t[T_BK], k->spec[14] = t[T_WM], k->spec[15] = t[T_WN];
         k->spec[16] = d->cm_m, k->spec[17] = d->cm_n, k->spec[18] = d->cm_k, k->spec[21] = t[T_ST];
         k->spec[22] = sisa_vk_env_flag("SISA_VK_SHARED16"); /* the 16-bit shared stores of before */
-        k->spec[23] = sisa_vk_env_flag("SISA_VK_CVT_FLOAT"); /* bf16 -> f16 through fp32 only, as before */
+        k->spec[23] = !sisa_vk_env_flag("SISA_VK_CVT_INT"); /* bf16 -> f16 through fp32 only unless opted in (vk_op_sdpa.c) */
     }
     if (!cm) {
         for (int i = 11; i < VK_SPEC_N; i++) k->spec[i] = 0;

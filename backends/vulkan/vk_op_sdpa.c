@@ -88,11 +88,12 @@ static bool coopmat_plan(const vk_device *d, const sisa_tensor *n, int64_t dc, v
     const char *var_env = getenv("SISA_VK_SDPA_VARIANT");
     uint32_t var = var_env ? (uint32_t)strtoul(var_env, NULL, 0) : 0; /* 256 may be forced */
     if (sisa_vk_env_flag("SISA_VK_SHARED16")) var |= 512; /* the 16-bit shared stores of before */
-    /* bf16 range maxima reduced at the top of each key block (two barriers) as before the
-     * one-block-ahead reduction; kept to time old against new */
-    if (sisa_vk_env_flag("SISA_VK_SDPA_RANGE_TOP")) var |= 1024;
-    /* bf16 -> f16 always through fp32 (no integer re-bias), as before; kept to time old against new */
-    if (sisa_vk_env_flag("SISA_VK_CVT_FLOAT")) var |= 2048;
+    /* bf16 range maxima reduced one key block ahead (one barrier per block) and bf16 -> f16 by an
+     * integer exponent re-bias: opt-in until timed and checked on real matrix units (they pass
+     * with emulated ones, conform-vulkan-cmemu-new); by default the range maxima are reduced at
+     * the top of each block (bit 1024) and every value goes through fp32 (bit 2048), as before */
+    if (!sisa_vk_env_flag("SISA_VK_SDPA_RANGE_AHEAD")) var |= 1024;
+    if (!sisa_vk_env_flag("SISA_VK_CVT_INT")) var |= 2048;
     /* 4 subgroups (64 query rows, 64-key blocks) where the shared memory allows, else 2 or 1;
      * K rows padded by 8 halves (fewer bank conflicts) unless only the unpadded rows fit (flag 256:
      * 64/64 blocks with d_qk 80 need 48,432 bytes unpadded, NVIDIA's limit is 48 KiB) */
