@@ -382,7 +382,7 @@ static bool gs_plan_for(const sc_node *n, int n_sm, int b_const, gs_plan *p) {
     const int64_t R = gemv_rows(n), K = n->src[0].ne[3], N = n->src[1].ne[2], nv = K / 8;
     const int64_t sm = n_sm > 0 ? n_sm : 132, maxseg = (nv + 31) / 32;
     int64_t nseg = (nv + 32 * GS_S - 1) / (32 * GS_S);
-    const int64_t want = sm * GEMV_WARPS * 2; /* tasks for two warps' worth per SM sub-partition */
+    const int64_t want = sm * GEMV_WARPS * 2; /* tasks: one per warp of two 8-warp blocks per SM */
     if (N * nseg < want) {
         const int64_t more = (want + N - 1) / N;
         nseg = more < maxseg ? more : maxseg;
