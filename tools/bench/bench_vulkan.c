@@ -4,9 +4,10 @@
  *   (logits), in f16 (cooperative-matrix kernel where the device has one), bf16 and f32;
  *   SDPA causal B=8 H=12 T=4096, SISA form A (d_qk 80, d_v 64), form B (d_content 64, gq/gk),
  *   the Transformer's 64/64, in f16, bf16 and f32 (form A).
- * Each case is one node run through the scheduler (strict placement); time = median of the GPU
- * timestamps around the submitted command buffer (wall clock around compute+synchronize is
- * printed too). FLOPs: 2MNK; attention 2*B*H*(T(T+1)/2)*(d_qk + d_v) (visible pairs only).
+ * Each case is one node run through the scheduler (strict placement), repeated for
+ * SISA_BENCH_WARMUP_MS (default 1000) of wall time before the timed reps (GPU clock ramp); time =
+ * median of the GPU timestamps around the submitted command buffer (wall clock around
+ * compute+synchronize is printed too). FLOPs: 2MNK; attention 2*B*H*(T(T+1)/2)*(d_qk + d_v) (visible pairs only).
  * Usage: bench_vulkan [reps (default 10)] [--quick: small shapes, for lavapipe] [--sdpa: attention only]
  *        [--matmul: MATMUL only (f16 and bf16, plus f32 unless --no-f32)] [--bf16: bf16 rows only
  *        (old-against-new timings of a bf16-only switch)]; SISA_VK_MM_TILES picks the
@@ -96,14 +97,22 @@ static void run(sisa_device *dev, const bcase *c, int reps) {
     if (st == SISA_OK) st = sisa_sched_prepare(s, g);
     for (int i = 0; st == SISA_OK && i < g->n_leafs; i++) st = fill(g->leafs[i]);
     double *gpu = calloc((size_t)reps, sizeof *gpu), *wall = calloc((size_t)reps, sizeof *wall);
-    for (int r = -1; st == SISA_OK && r < reps; r++) { /* r = -1: warm-up (pipeline creation) */
+    /* warm-up: the first compute creates the pipelines; then the node repeats until warm_ms of
+     * wall time have passed, because a GPU that idled (the H100 sits at 345 MHz between
+     * processes and during pipeline creation) reaches its working clock only after some load:
+     * without it the first rows of a run were timed at a fraction of the clock (docs/VULKAN.md) */
+    const char *we = getenv("SISA_BENCH_WARMUP_MS");
+    const double warm_ms = we && we[0] ? atof(we) : 1000.0;
+    for (double w0 = now_ms(); st == SISA_OK;) {
+        st = sisa_sched_compute(s, g);
+        if (now_ms() - w0 >= warm_ms) break;
+    }
+    for (int r = 0; st == SISA_OK && r < reps; r++) {
         double t0 = now_ms();
         st = sisa_sched_compute(s, g);
         double t1 = now_ms();
-        if (r >= 0) {
-            gpu[r] = sisa_vk_stream_last_gpu_ms(s->stream);
-            wall[r] = t1 - t0;
-        }
+        gpu[r] = sisa_vk_stream_last_gpu_ms(s->stream);
+        wall[r] = t1 - t0;
     }
     if (st != SISA_OK) {
         printf("| %-44s | %-4s | %-20s | error: %s |\n", c->name, sisa_dtype_name(c->dt), "-", sisa_last_error());
