@@ -384,6 +384,7 @@ static sisa_status compute_node(sc_stream *s, sisa_graph *g, int i, int first, c
     sisa_tensor *node = g->nodes[i];
     const bool covered = node == s->gemv_skip[0] || node == s->gemv_skip[1] || node == s->fuse_skip[0] ||
                          node == s->fuse_skip[1]; /* by a fused kernel already launched */
+    s->last_covered = covered;
     sisa_status fs;
     if (sc_fuse_node(s, g, i, first, &fs)) { /* SSM_CHANNELS+AUGMENT (cuda_fuse.c) */
         *kind = covered ? "(in-fused)" : "fused-ssm-augment";

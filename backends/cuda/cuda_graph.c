@@ -35,6 +35,8 @@ typedef struct rec_node {
     int n;                                /* kernel nodes recorded for this engine node */
     rec_kernel k[MAX_KERNELS_PER_NODE];   /* in launch order */
     bool overflow;                        /* more than MAX_KERNELS_PER_NODE (not updatable) */
+    bool covered;                         /* computed by a fused kernel recorded with an earlier
+                                           * node: no kernel of its own to update */
 } rec_node;
 
 typedef struct sc_recording {
@@ -182,7 +184,9 @@ sisa_status sc_graph_record(sisa_stream *st, sisa_graph *g, int first, int last,
         cudaGraphNode_t before = NULL, after = NULL;
         size_t nb = 0, na = 0;
         e = capture_tail(s->stream, &before, &nb);
+        s->last_covered = false;
         if (e == cudaSuccess) rs = st->iface->graph_compute(st, g, i, i + 1);
+        r->nodes[i - first].covered = s->last_covered;
         if (e == cudaSuccess && rs == SISA_OK) e = capture_tail(s->stream, &after, &na);
         if (e != cudaSuccess) rs = sc_cuda_err(e, "stream capture");
         if (rs == SISA_OK && na > 1) r->nodes[i - first].overflow = true; /* not a chain */
@@ -214,6 +218,9 @@ sisa_status sc_graph_update(sisa_stream *st, void *rec, sisa_graph *g, int i) {
         return sisa_err(SISA_INVALID_ARG, "cuda graph update: node %d outside the recording", i);
     const sisa_tensor *node = g->nodes[i];
     rec_node *rn = &r->nodes[i - r->first];
+    if (rn->covered) /* its values live in another node's fused kernel: replaying would use stale ones */
+        return sisa_err(SISA_UNSUPPORTED, "cuda graph update: node %d '%s' is computed by a fused "
+                        "kernel recorded with an earlier node and cannot be updated alone", i, node->name);
     if (node->op == SISA_OP_VIEW || node->op == SISA_OP_NONE || rn->n == 0) {
         if (rn->n == 0 && !rn->overflow) return SISA_OK; /* nothing launched for it */
     }

@@ -39,6 +39,8 @@ typedef struct sc_stream {
     unsigned *attn_count;            /* zeroed counters of the one-kernel decode SDPA, or NULL */
     int64_t n_attn_count;
     bool capturing;                  /* inside sc_graph_record's stream capture */
+    bool last_covered;               /* the last node computed was covered by a fused kernel
+                                      * launched for an earlier node (cuda_graph.c) */
     struct sc_prof *prof;            /* SISA_CUDA_PROFILE tables (cuda_profile.c), or NULL */
 } sc_stream;
 
