@@ -45,11 +45,10 @@ static double vk_value(const sisa_tensor *t, int idx, int64_t k) {
     double u = smoke_uniform((uint64_t)idx + 1, (uint64_t)k);
     if (strncmp(t->name, "alpha", 5) == 0) return 3.0 * u - 2.0;
     if (strncmp(t->name, "blk", 3) == 0) { /* (B,H,T,D) with magnitudes that change every 16 rows */
-        int64_t D = t->shape[3], row = k / D, d = k % D, tt = row % t->shape[2];
+        int64_t D = t->shape[3], row = k / D, d = k % D;
         int s = (int)(smoke_mix((uint64_t)(row / 16) * 7 + (uint64_t)idx) % 11); /* 0..10 */
         if (t->name[3] == 'q') return d == 0 ? 0x1p-13 * (1.0 + 0.5 * u) : u;
         if (t->name[3] == 'k') return d == 0 ? ldexp(u, 10 + s) : u; /* channel 0 up to 2^20 */
-        (void)tt;
         return ldexp(u, 2 * s); /* v: up to 2^20 */
     }
     return smoke_value(t, idx, k);
