@@ -31,6 +31,16 @@ static int cmp_d(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
+/* The median of the reps timings t when the runs succeeded, else -1 with the error in err. */
+static double median_or_err(sisa_status st, double *t, int reps, char *err, size_t errlen) {
+    if (st != SISA_OK) {
+        snprintf(err, errlen, "%s", sisa_last_error());
+        return -1.0;
+    }
+    qsort(t, (size_t)reps, sizeof *t, cmp_d);
+    return t[reps / 2];
+}
+
 static uint64_t rng = 0x12345678abcdefull;
 static double urand(void) {
     rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
@@ -67,12 +77,7 @@ static double time_graph(sisa_device *dev, sisa_graph *g, int reps, char *err, s
         st = sisa_sched_compute(s, g);
         t[r] = now_ms() - t0;
     }
-    if (st == SISA_OK) {
-        qsort(t, (size_t)reps, sizeof *t, cmp_d);
-        med = t[reps / 2];
-    } else {
-        snprintf(err, errlen, "%s", sisa_last_error());
-    }
+    med = median_or_err(st, t, reps, err, errlen);
     free(t);
     sisa_sched_free(s);
     return med;
@@ -258,12 +263,7 @@ static double time_decode_attn(sisa_device *dev, const char *variant, int Tk, in
         if (r >= 0) t[r] = now_ms() - t0;
     }
     for (int c = 0; st == SISA_OK && out && c < nc; c++) st = sisa_tensor_read_f64(ys[c], out + (size_t)c * H * Dv);
-    if (st == SISA_OK) {
-        qsort(t, (size_t)reps, sizeof *t, cmp_d);
-        med = t[reps / 2];
-    } else {
-        snprintf(err, errlen, "%s", sisa_last_error());
-    }
+    med = median_or_err(st, t, reps, err, errlen);
     free(t);
     if (rec) sisa_sched_release(s, rec);
     sisa_sched_free(s);
