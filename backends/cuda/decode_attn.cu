@@ -280,6 +280,15 @@ __device__ __forceinline__ bool ds_fast(const sc_tensor &t) {
            t.nb[0] % 4 == 0 && ((uintptr_t)t.p % 16) == 0;
 }
 
+/* Channels c0 .. c0+3 of the row at element offset base of t, per element (any dtype and channel
+ * stride); channels >= lim, or all of them when !ok, are not read (zeros). */
+__device__ __forceinline__ float4 ds_ld4(const sc_tensor &t, int64_t base, int64_t c0, int64_t lim, bool ok) {
+    float e4[4];
+#pragma unroll
+    for (int e = 0; e < 4; e++) e4[e] = ok && c0 + e < lim ? sc_ld(t, base + (c0 + e) * t.nb[3]) : 0.0f;
+    return make_float4(e4[0], e4[1], e4[2], e4[3]);
+}
+
 /* Loads of group grp (keys 8·grp .. +7); keys >= vis are not read (zeros). */
 template <int NK4, int NVR>
 __device__ __forceinline__ void ds_load(const sc_node &n, const ds_ctx &x, int64_t grp, int lane,
@@ -299,15 +308,7 @@ __device__ __forceinline__ void ds_load(const sc_node &n, const ds_ctx &x, int64
         }
     } else {
 #pragma unroll
-        for (int s = 0; s < NK4; s++) {
-            float e4[4];
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                const int64_t c = 4 * (part + 4 * s) + e;
-                e4[e] = ok && c < D ? sc_ld(K, kb + c * K.nb[3]) : 0.0f;
-            }
-            r.k[s] = make_float4(e4[0], e4[1], e4[2], e4[3]);
-        }
+        for (int s = 0; s < NK4; s++) r.k[s] = ds_ld4(K, kb, 4 * (part + 4 * s), D, ok);
     }
     r.gk = ok && x.formb ? sc_ld(n.src[4], sc_off(n.src[4], 0, x.b, x.h, j)) : 0.0f;
 #pragma unroll
@@ -322,13 +323,7 @@ __device__ __forceinline__ void ds_load(const sc_node &n, const ds_ctx &x, int64
                 r.v[kk][rr] = okv && 4 * slot < Dv ? __ldg((const float4 *)((const float *)V.p + vb) + slot)
                                                    : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
             } else {
-                float e4[4];
-#pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    const int64_t c = 4 * slot + e;
-                    e4[e] = okv && c < Dv ? sc_ld(V, vb + c * V.nb[3]) : 0.0f;
-                }
-                r.v[kk][rr] = make_float4(e4[0], e4[1], e4[2], e4[3]);
+                r.v[kk][rr] = ds_ld4(V, vb, 4 * slot, Dv, okv);
             }
         }
     }
@@ -446,15 +441,7 @@ __device__ __forceinline__ void ds_block(const sc_node &n, int64_t bhq, int S, i
     {
         const int64_t qb = sc_off(Q, x.b, x.h, i, 0);
 #pragma unroll
-        for (int k = 0; k < NK4; k++) {
-            float e4[4];
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                const int64_t c = 4 * (part + 4 * k) + e;
-                e4[e] = c < D ? sc_ld(Q, qb + c * Q.nb[3]) : 0.0f;
-            }
-            q[k] = make_float4(e4[0], e4[1], e4[2], e4[3]);
-        }
+        for (int k = 0; k < NK4; k++) q[k] = ds_ld4(Q, qb, 4 * (part + 4 * k), D, true);
     }
     const int64_t G = (x.vis + 7) / 8, g0 = G * s / S, g1 = G * (s + 1) / S;
     float m = -INFINITY, l = 0.0f;
