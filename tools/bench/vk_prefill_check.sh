@@ -51,6 +51,9 @@ echo "== 152M prefill B=8 T=2048 bf16: cuda, vulkan default, vulkan new"
 p 4cuda --backend cuda
 p 1dflt --backend vulkan
 SISA_VK_SDPA_RANGE_AHEAD=1 SISA_VK_CVT_INT=1 p 2new --backend vulkan
+echo "== per-op profile of the vulkan prefill (--profile --reps 2): default, new"
+left 150 && p 5prof --backend vulkan --profile --reps 2
+left 165 && SISA_VK_SDPA_RANGE_AHEAD=1 SISA_VK_CVT_INT=1 p 6profnew --backend vulkan --profile --reps 2
 echo "== bench_vulkan --sdpa: default; bf16 rows: new, ahead, cint"
 bs 1dflt; SISA_VK_SDPA_RANGE_AHEAD=1 SISA_VK_CVT_INT=1 bs 2new --bf16
 left 175 && SISA_VK_SDPA_RANGE_AHEAD=1 bs 3ahead --bf16; left 185 && SISA_VK_CVT_INT=1 bs 4cint --bf16
