@@ -31,9 +31,10 @@
  * retried until the source is freed) and the MATMUL converts bf16 in its loop as before — no error;
  * SISA_VK_DEBUG=1 says so. The conversion is split into chunks within maxStorageBufferRange.
  *
- * Limit: a range that overlaps an existing shadow without lying inside it gets a shadow of its own
- * (e.g. the decode graph's fused projection weight after the prefill's per-projection ones): the
- * overlapping bytes are then held twice.
+ * Limit: a range that overlaps an existing shadow without lying inside it gets a shadow of its own,
+ * the overlapping bytes held twice (e.g. a decode graph's fused projection weight after the
+ * prefill's per-projection ones, were decode to run bf16 activations on the coopmat kernel; today
+ * its activations are f32, so its MATMULs take the scalar kernel and make no shadows).
  */
 #include <stdio.h>
 #include <stdlib.h>
