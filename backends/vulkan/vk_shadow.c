@@ -157,7 +157,7 @@ sisa_status sisa_vk_shadow_get(vk_rec *r, const sisa_tensor *b, uint32_t cvt_flo
     pthread_mutex_lock(&d->shadow_lock);
     vk_shadow *s = find(d, src, b->offset, b->offset + span);
     if (!s) s = create(d, src, lo, hi, b, &st);
-    if (s && s->copy && !s->valid && s->serial != r->serial) {
+    if (s && s->copy && !s->valid && (r->serial == 0 || s->serial != r->serial)) { /* 0: not a numbered recording */
         st = record_convert(r, s, cvt_float);
         if (st == SISA_OK) s->serial = r->serial;
     }
