@@ -13,9 +13,12 @@
  * The registers hold the operands' raw 16-bit words (f16 or bf16) while the current slice is
  * multiplied; bf16 is converted to f16 only when the slice is stored to shared memory, so nothing
  * waits for the global loads before the products (converting right after the load made every
- * slice wait for its loads). The conversion: exact for |x| in [2^-14, 65504] (f16 has more
- * significand bits than bf16); smaller values keep fewer bits (f16 subnormals, zero below
- * 2^-25); finite values beyond 65504 saturate to +-65504 (inf and NaN stay).
+ * slice wait for its loads). The conversion (bf16_to_f16.glsl): exact for |x| in [2^-14, 65504];
+ * smaller values keep fewer bits (f16 subnormals, zero below 2^-25); finite values beyond 65504
+ * saturate to +-65504 (inf and NaN stay). Each operand has its own storage dtype (S0_DT for a,
+ * S1_DT for b): a constant bf16 weight arrives as its f16 shadow (bf16_shadow.comp, the same
+ * conversion done once; backends/vulkan/vk_shadow.c), so b is then moved without converting
+ * while a is still converted here.
  *
  * CM_EMULATE (the matmul_coopmat.emu* variants; SISA_VK_COOPMAT=emulate): the same kernel with the
  * matrix-unit operations replaced by plain shared-memory arithmetic, so implementations without
@@ -41,6 +44,7 @@
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
 #define DST_BINDING 6
 #include "common.glsl"
+#include "bf16_to_f16.glsl" /* spec constant 23: CVT_FLOAT */
 layout(local_size_x_id = 10) in;
 layout(constant_id = 11) const uint BM = 128;
 layout(constant_id = 12) const uint BN = 128;
@@ -54,7 +58,6 @@ layout(constant_id = 19) const uint A_VEC8 = 0;
 layout(constant_id = 20) const uint B_VEC8 = 0;
 layout(constant_id = 21) const uint STAGES = 1; /* shared slices: 1 (two barriers per slice) or 2 (one) */
 layout(constant_id = 22) const uint SH16 = 0;   /* 1: float16_t slices, 16-bit stores (as before) */
-layout(constant_id = 23) const uint CVT_FLOAT = 0; /* 1: bf16 -> f16 always through fp32 (as before) */
 const uint BKP = BK + 8u;          /* padded row of a shared slice */
 const uint NWN = BN / WN;          /* subgroups along n */
 const uint FM = WM / TM, FN = WN / TN;
@@ -139,39 +142,6 @@ void cm_store(cm_acc c, uint base) {
 #define cm_store(c, base) coopMatStoreNV(c, Cs, base, TN, false)
 #define CM_SYNC() subgroupMemoryBarrierShared(); subgroupBarrier()
 #endif
-
-/* two values as an f16 pair, finite values beyond the f16 range saturated */
-uint pack_sat(vec2 f) {
-    vec2 a = abs(f);
-    bvec2 big = bvec2(a.x > 65504.0 && a.x <= 3.4028235e38, a.y > 65504.0 && a.y <= 3.4028235e38);
-    f = mix(f, sign(f) * 65504.0, big);
-    return packFloat2x16(f16vec2(f));
-}
-
-/* 2 bf16 (one raw word) -> 2 f16. Where both are f16 normals (bf16 biased exponent 113..142:
- * 2^-14 <= |x| <= 65280, the largest such bf16) the conversion is a re-bias of the exponent in
- * integer arithmetic, both halves at once: f16 = sign | ((bits & 0x7fff) - (112 << 7)) << 3 (bf16's
- * 7 mantissa bits become the top of f16's 10: exact). Per half the difference is below 2^12, so
- * the shift never carries into the other half. Everything else (zero, f16 subnormals, beyond
- * 65504, inf, NaN) takes the fp32 path. Same bits as the fp32 path for every input (checked
- * exhaustively per half against it). Why: the fp32 path costs ~20 instructions per word, two of
- * them f32->f16 conversions, for every element of every slice; the integer one ~8, and the
- * conversion runs once per element per workgroup, as often as the shared stores. CVT_FLOAT = 1
- * (SISA_VK_CVT_FLOAT=1) keeps the fp32 path for every word, to time old against new. */
-uint bf16x2_to_f16(uint w) {
-    uint mag = w & 0x7fff7fffu;
-    uint lo = (mag & 0xffffu) - 0x3880u, hi = (mag >> 16) - 0x3880u; /* wrap below the range */
-    [[dont_flatten]] if (CVT_FLOAT == 0u && max(lo, hi) < 0x0f00u)
-        return (w & 0x80008000u) | ((mag - 0x38003800u) << 3);
-    return pack_sat(vec2(uintBitsToFloat(w << 16), uintBitsToFloat(w & 0xffff0000u)));
-}
-
-/* 8 bf16 (raw words) -> 8 f16 */
-uvec4 bf16x8_to_f16(uvec4 w) {
-    uvec4 o;
-    [[unroll]] for (uint x = 0u; x < 4u; x++) o[x] = bf16x2_to_f16(w[x]);
-    return o;
-}
 
 /* the raw 16-bit word of element e (relative to the binding) */
 uint raw16(bool isA, uint e) {

@@ -80,12 +80,14 @@ static void dev_destroy(vk_device *d) {
     if (d->dev) {
         vkf.vkDeviceWaitIdle(d->dev);
         sisa_vk_pipelines_destroy(d);
+        sisa_vk_shadow_destroy(d); /* its buffers before the memory blocks */
         sisa_vk_memory_destroy(d);
         vkf.vkDestroyDevice(d->dev, NULL);
     }
     pthread_mutex_destroy(&d->queue_lock);
     pthread_mutex_destroy(&d->mem_lock);
     pthread_mutex_destroy(&d->pipe_lock);
+    pthread_mutex_destroy(&d->shadow_lock);
     free(d);
 }
 
@@ -245,6 +247,7 @@ sisa_status sisa_vk_device_open(int index, sisa_device **out) {
     pthread_mutex_init(&d->queue_lock, NULL);
     pthread_mutex_init(&d->mem_lock, NULL);
     pthread_mutex_init(&d->pipe_lock, NULL);
+    pthread_mutex_init(&d->shadow_lock, NULL);
     d->owner = sd;
     d->pd = in->devices[index];
     bool cm_ext = false, maint4 = false;

@@ -12,6 +12,7 @@
  *   vk_pipeline.c  embedded SPIR-V, lazy pipelines, the persistent VkPipelineCache.
  *   vk_stream.c    command recording with hazard-tracked barriers, submission, fences.
  *   vk_split.c     binding tensors as sub-ranges; splitting work larger than maxStorageBufferRange.
+ *   vk_shadow.c    f16 shadows of constant bf16 MATMUL weights (converted once, invalidated on write).
  *   vk_select.c    THE kernel-selection function (supports_op and the dispatcher both call it).
  *   vk_op_*.c      record functions per op family.
  */
@@ -111,6 +112,7 @@ void sisa_vk_apply_quirks(vk_device *d);
 typedef struct vk_block vk_block;
 typedef struct vk_pipeline_entry vk_pipeline_entry;
 typedef struct vk_aux vk_aux;
+typedef struct vk_shadow vk_shadow;
 
 struct vk_device {
     sisa_device *owner;
@@ -174,6 +176,13 @@ struct vk_device {
     vk_pipeline_entry *pipes;
     int n_pipes, cap_pipes;
     vk_aux *aux;             /* small constant tables (RoPE frequencies) */
+
+    /* f16 shadows of constant bf16 weights (vk_shadow.c) */
+    pthread_mutex_t shadow_lock;
+    vk_shadow *shadows;
+    uint64_t shadow_serial;  /* last recording number handed out */
+    uint64_t shadow_bytes;   /* device bytes the shadows hold */
+    uint64_t shadow_conversions; /* conversions recorded (tests, benches) */
 };
 
 static inline vk_device *vk_dev(const sisa_device *d) { return (vk_device *)d->ctx; }
@@ -190,11 +199,14 @@ typedef struct vk_buffer {
     VkDeviceSize alloc_size;    /* bytes taken from the block (memory requirements) */
     vk_block *block;            /* NULL: dedicated allocation */
     void *mapped;               /* host pointer of the buffer's first byte (UMA), else NULL */
+    int shadows;                /* f16 shadows of its bytes (vk_shadow.c; 0: no invalidation scan) */
 } vk_buffer;
 
 sisa_status sisa_vk_memory_init(vk_device *d);
 void sisa_vk_memory_destroy(vk_device *d);
 sisa_status sisa_vk_buffer_alloc(sisa_device *sd, size_t size, sisa_buffer **out);
+/* A raw device buffer for the backend's own use (f16 shadows), uninitialised. */
+sisa_status sisa_vk_buffer_create(vk_device *d, size_t size, vk_buffer **out);
 /* A raw device buffer for the backend's own use (aux tables); filled from host memory. */
 sisa_status sisa_vk_buffer_create_init(vk_device *d, const void *data, size_t size, vk_buffer **out);
 void sisa_vk_buffer_destroy(vk_buffer *b);
@@ -240,6 +252,7 @@ typedef struct vk_rec {
     VkCommandBuffer cb;
     const sisa_tensor *node;
     int node_index;
+    uint64_t serial; /* this recording's number (vk_shadow.c: conversions recorded in it) */
 } vk_rec;
 
 sisa_status sisa_vk_stream_new(sisa_device *sd, sisa_stream **out);
@@ -319,6 +332,7 @@ typedef struct vk_kernel {
     uint32_t wg;            /* workgroup size (spec constant 10) */
     uint32_t tile[8];       /* kind-specific: matmul tiles, attention block sizes */
     int per_group;          /* rowwise: 1 = one workgroup per row, 0 = one invocation per item */
+    bool shadow_b;          /* coopmat MATMUL: read the bf16 weight b through its f16 shadow */
 } vk_kernel;
 
 /* THE selection function: fills k and returns true, or returns false with reason. */
@@ -342,6 +356,30 @@ static inline int vk_variant(int shader_f32, sisa_dtype dst) {
 
 /* Fill spec[0..6] with the destination and source dtypes of n. */
 void sisa_vk_spec_dtypes(const sisa_tensor *n, uint32_t spec[VK_SPEC_N]);
+
+/* ---- f16 shadows of constant bf16 MATMUL weights (vk_shadow.c) ---------------------------------
+ * A weight (a leaf marked SISA_TENSOR_PARAM, or a view of one) read as MATMUL b on the coopmat
+ * kernel is converted to f16 once, by the kernel's own conversion, into a device copy that mirrors
+ * its bytes; the MATMUL then reads that copy as f16. The copy is converted again after any write
+ * to the weight's bytes (buffer write/fill, a graph node whose destination overlaps them) and freed
+ * with the weight's buffer or the device. No copy (allocation refused): the bf16 path of before. */
+
+/* Is t a constant weight (its base leaf is a PARAM leaf)? */
+bool sisa_vk_shadow_eligible(const sisa_tensor *t);
+/* The f16 stand-in for the bf16 weight b in recording r: *out = b as F16 in the shadow's buffer;
+ * records the conversion (spec constant 23 = cvt_float, as the MATMUL's) when the shadow is not
+ * current. *got = false: no shadow (today's path, said under SISA_VK_DEBUG=1). */
+sisa_status sisa_vk_shadow_get(vk_rec *r, const sisa_tensor *b, uint32_t cvt_float, sisa_tensor *out, bool *got);
+/* Bytes [lo, hi) of vb are (about to be) written: shadows of them are stale. */
+void sisa_vk_shadow_written(vk_device *d, vk_buffer *vb, uint64_t lo, uint64_t hi);
+/* vb is being freed (the queue is idle): its shadows go. */
+void sisa_vk_shadow_forget(vk_device *d, vk_buffer *vb);
+/* A recording starts (its number) / ends (submitted: its conversions count as done). */
+uint64_t sisa_vk_shadow_begin(vk_device *d);
+void sisa_vk_shadow_end(vk_device *d, uint64_t serial, bool submitted);
+void sisa_vk_shadow_destroy(vk_device *d); /* device teardown, queue idle */
+/* Tests and benches: bytes the device's shadows hold, conversions recorded so far. */
+void sisa_vk_shadow_stats(const sisa_device *sd, uint64_t *bytes, uint64_t *conversions);
 
 /* Error helper: names the backend, the node and the VkResult. */
 sisa_status sisa_vk_node_err(const vk_rec *r, VkResult res, const char *what);

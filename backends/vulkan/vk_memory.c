@@ -11,7 +11,9 @@
  * Host access: on unified-memory devices (integrated GPUs, lavapipe) memory is host-visible and
  * coherent and read/write/fill are memcpy/memset on a persistent mapping; elsewhere they go
  * through one host-visible staging buffer in chunks. Both wait for the queue to be idle first,
- * so a read after graph_compute sees its results even without an explicit synchronize.
+ * so a read after graph_compute sees its results even without an explicit synchronize. A write or
+ * fill makes the f16 shadows of the bytes it touches stale, and a freed buffer's shadows go with it
+ * (vk_shadow.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -191,7 +193,7 @@ static sisa_status suballoc(vk_device *d, const VkMemoryRequirements *req, vk_bu
     return SISA_OK;
 }
 
-static sisa_status buffer_create(vk_device *d, size_t size, vk_buffer **out) {
+sisa_status sisa_vk_buffer_create(vk_device *d, size_t size, vk_buffer **out) {
     *out = NULL;
     uint64_t limit = d->max_alloc < d->max_buffer ? d->max_alloc : d->max_buffer;
     VkDeviceSize vsize = ((VkDeviceSize)(size ? size : 1) + 15) & ~(VkDeviceSize)15;
@@ -348,6 +350,7 @@ static sisa_status buf_write(sisa_buffer *b, size_t off, const void *src, size_t
     SISA_TRY(check_range(b, off, n, "write"));
     vk_buffer *vb = b->ctx;
     vk_device *d = vb->d;
+    sisa_vk_shadow_written(d, vb, off, off + n);
     pthread_mutex_lock(&d->queue_lock);
     sisa_status st = wait_idle(d, "a buffer write");
     if (st == SISA_OK && vb->mapped) {
@@ -392,6 +395,7 @@ static sisa_status buf_fill(sisa_buffer *b, size_t off, uint8_t value, size_t n)
     SISA_TRY(check_range(b, off, n, "fill"));
     vk_buffer *vb = b->ctx;
     vk_device *d = vb->d;
+    sisa_vk_shadow_written(d, vb, off, off + n);
     if (!vb->mapped) {
         /* vkCmdFillBuffer needs 4-byte aligned offset and size: the unaligned edges are written */
         size_t a0 = (off + 3) & ~(size_t)3, a1 = (off + n) & ~(size_t)3;
@@ -427,6 +431,7 @@ static void buf_free(sisa_buffer *b) {
         pthread_mutex_lock(&vb->d->queue_lock);
         vkf.vkQueueWaitIdle(vb->d->queue);
         pthread_mutex_unlock(&vb->d->queue_lock);
+        sisa_vk_shadow_forget(vb->d, vb); /* its f16 shadows go with it */
         sisa_vk_buffer_destroy(vb);
     }
     free(b);
@@ -438,7 +443,7 @@ static const sisa_buffer_iface vk_buffer_iface = {
 sisa_status sisa_vk_buffer_alloc(sisa_device *sd, size_t size, sisa_buffer **out) {
     *out = NULL;
     vk_buffer *vb = NULL;
-    SISA_TRY(buffer_create(vk_dev(sd), size, &vb));
+    SISA_TRY(sisa_vk_buffer_create(vk_dev(sd), size, &vb));
     sisa_buffer *b = calloc(1, sizeof *b);
     if (!b) {
         sisa_vk_buffer_destroy(vb);
@@ -450,7 +455,7 @@ sisa_status sisa_vk_buffer_alloc(sisa_device *sd, size_t size, sisa_buffer **out
 }
 
 sisa_status sisa_vk_buffer_create_init(vk_device *d, const void *data, size_t size, vk_buffer **out) {
-    SISA_TRY(buffer_create(d, size, out));
+    SISA_TRY(sisa_vk_buffer_create(d, size, out));
     sisa_buffer tmp = {.iface = &vk_buffer_iface, .ctx = *out, .device = d->owner, .size = size};
     sisa_status st = buf_write(&tmp, 0, data, size);
     if (st != SISA_OK) {

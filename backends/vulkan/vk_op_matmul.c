@@ -4,8 +4,11 @@
  * Two kernels behind one selection: matmul_coopmat.comp (GL_NV_cooperative_matrix, f16 operands,
  * fp32 accumulation) where the device has f16 x f16 -> f32 matrix units and both operands are
  * f16 or bf16 (bf16 converted to f16 on the way into shared memory: exact in [2^-14, 65504],
- * saturated beyond; SISA_VK_NO_BF16_COOPMAT=1 turns that off); matmul.comp (shared-memory tiled
- * fp32 FMA) for everything else, f32 operands included, so f32 results keep f32 accuracy.
+ * saturated beyond; SISA_VK_NO_BF16_COOPMAT=1 turns that off; a constant bf16 weight b is read
+ * through its f16 shadow instead, the same conversion done once: vk_shadow.c,
+ * SISA_VK_NO_SHADOW=1 off); matmul.comp (shared-memory tiled fp32 FMA) for everything else, f32
+ * operands included, so f32 results keep f32 accuracy. The scalar kernel reads bf16 itself (a
+ * shift; cheaper than decoding f16, and exact): no shadow there.
  * Tiles are specialization constants. coopmat: 128x128x32 per workgroup, 64x32 per subgroup
  * and one shared stage (SISA_VK_MM_TILES=BM,BN,BK,WM,WN[,stages] overrides, for tuning; a
  * config that does not fit is an error, never replaced); SISA_VK_COOPMAT=emulate runs that kernel with emulated matrix units
@@ -99,6 +102,9 @@ bool sisa_vk_select_matmul(const vk_device *d, const sisa_tensor *n, vk_kernel *
         k->spec[16] = d->cm_m, k->spec[17] = d->cm_n, k->spec[18] = d->cm_k, k->spec[21] = t[T_ST];
         k->spec[22] = sisa_vk_env_flag("SISA_VK_SHARED16"); /* the 16-bit shared stores of before */
         k->spec[23] = !sisa_vk_env_flag("SISA_VK_CVT_INT"); /* bf16 -> f16 through fp32 only unless opted in (vk_op_sdpa.c) */
+        /* a constant bf16 weight is read through its f16 shadow (vk_shadow.c; record falls back
+         * to converting in the loop when the shadow cannot be allocated) */
+        k->shadow_b = b->dtype == SISA_BF16 && sisa_vk_shadow_eligible(b) && !sisa_vk_env_flag("SISA_VK_NO_SHADOW");
     }
     if (!cm) {
         for (int i = 11; i < VK_SPEC_N; i++) k->spec[i] = 0;
@@ -136,6 +142,15 @@ static bool vec8_ok(const sisa_tensor *t, uint32_t base) {
 sisa_status sisa_vk_record_matmul(vk_rec *r, const sisa_tensor *n, const vk_kernel *k) {
     const vk_device *d = r->d;
     const sisa_tensor *a = n->src[0], *b = n->src[1];
+    uint32_t spec[VK_SPEC_N];
+    memcpy(spec, k->spec, sizeof spec);
+    sisa_tensor shadow; /* b's f16 stand-in: same shape and strides, the shadow's buffer */
+    bool shadowed = false;
+    if (k->shadow_b) SISA_TRY(sisa_vk_shadow_get(r, b, k->spec[23], &shadow, &shadowed));
+    if (shadowed) {
+        b = &shadow;
+        spec[2] = SISA_F16; /* S1_DT: b is moved as f16, a still converted */
+    }
     const int64_t A0 = a->shape[0], A1 = a->shape[1], M = a->shape[2], K = a->shape[3], N = b->shape[2];
     const int64_t es_a = (int64_t)sisa_dtype_size(a->dtype), es_b = (int64_t)sisa_dtype_size(b->dtype),
                   es_d = (int64_t)sisa_dtype_size(n->dtype);
@@ -163,8 +178,6 @@ sisa_status sisa_vk_record_matmul(vk_rec *r, const sisa_tensor *n, const vk_kern
     uint32_t base[VK_BINDINGS];
     memset(binds, 0, sizeof binds);
     memset(base, 0, sizeof base);
-    uint32_t spec[VK_SPEC_N];
-    memcpy(spec, k->spec, sizeof spec);
     const int64_t max_rows = (int64_t)d->max_groups[1] * BM, max_batches = d->max_groups[2];
 
     for (int64_t n0 = 0; n0 < N; n0 += nb) {

@@ -35,6 +35,9 @@ SISA_VK_SHADER(VK_SH_MATMUL_CM, "matmul_coopmat", matmul_coopmat, f32, VK_NEEDS_
 SISA_VK_SHADER(VK_SH_MATMUL_CM_16, "matmul_coopmat.out16", matmul_coopmat, out16, VK_NEEDS_COOPMAT | VK_NEEDS_16BIT)
 SISA_VK_SHADER(VK_SH_MATMUL_CM_EMU, "matmul_coopmat.emu", matmul_coopmat, emu_f32, VK_NEEDS_16BIT)
 SISA_VK_SHADER(VK_SH_MATMUL_CM_EMU_16, "matmul_coopmat.emu.out16", matmul_coopmat, emu_out16, VK_NEEDS_16BIT)
+/* f16 shadows of constant bf16 weights (vk_shadow.c); only beside matmul_coopmat, whose devices
+ * have shaderFloat16 enabled (coopmat or SISA_VK_COOPMAT=emulate) */
+SISA_VK_SHADER(VK_SH_BF16_SHADOW, "bf16_shadow", bf16_shadow, f32, 0)
 SISA_VK_SHADER(VK_SH_SDPA_CM, "sdpa_coopmat", sdpa_coopmat, f32, VK_NEEDS_COOPMAT | VK_NEEDS_16BIT)
 SISA_VK_SHADER(VK_SH_SDPA_CM_16, "sdpa_coopmat.out16", sdpa_coopmat, out16, VK_NEEDS_COOPMAT | VK_NEEDS_16BIT)
 SISA_VK_SHADER(VK_SH_SDPA_CM_EMU, "sdpa_coopmat.emu", sdpa_coopmat, emu_f32, VK_NEEDS_16BIT)

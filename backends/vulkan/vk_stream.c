@@ -228,6 +228,9 @@ static sisa_status record_nodes(vk_stream *s, vk_rec *rec, sisa_graph *g, int fi
         for (int j = 0; j < SISA_MAX_SRC; j++)
             if (n->src[j]) SISA_TRY(check_storage(rec, n->src[j], "source"));
         SISA_TRY(sisa_vk_record(rec, n, &k));
+        /* a node writing a weight's bytes (a KV cache, a pinned buffer) makes their f16 shadows
+         * stale: a later MATMUL in this command buffer converts again, after this write */
+        sisa_vk_shadow_written(s->d, n->buffer->ctx, n->offset, n->offset + sisa_tensor_span_bytes(n));
     }
     return SISA_OK;
 }
@@ -260,22 +263,27 @@ static sisa_status stream_compute(sisa_stream *ss, sisa_graph *g, int first, int
         vkf.vkCmdResetQueryPool(sl->cb, sl->qp, 0, 2);
         vkf.vkCmdWriteTimestamp(sl->cb, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, sl->qp, 0);
     }
+    rec.serial = sisa_vk_shadow_begin(d); /* f16 shadows converted in this command buffer */
     sisa_status st = record_nodes(s, &rec, g, first, last);
     if (sl->qp) vkf.vkCmdWriteTimestamp(sl->cb, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, sl->qp, 1);
     r = vkf.vkEndCommandBuffer(sl->cb);
     if (st != SISA_OK) {
+        sisa_vk_shadow_end(d, rec.serial, false);
         vkf.vkResetCommandBuffer(sl->cb, 0);
         for (int i = 0; i < sl->n_pools; i++) vkf.vkResetDescriptorPool(d->dev, sl->pools[i], 0);
         sl->cur = 0;
         return st;
     }
-    if (r != VK_SUCCESS)
+    if (r != VK_SUCCESS) {
+        sisa_vk_shadow_end(d, rec.serial, false);
         return sisa_err(vk_status(r), VKB ": vkEndCommandBuffer: %s (%d)", sisa_vk_result_name(r), r);
+    }
     VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &sl->cb};
     pthread_mutex_lock(&d->queue_lock);
     r = vkf.vkResetFences(d->dev, 1, &sl->fence);
     if (r == VK_SUCCESS) r = vkf.vkQueueSubmit(d->queue, 1, &si, sl->fence);
     pthread_mutex_unlock(&d->queue_lock);
+    sisa_vk_shadow_end(d, rec.serial, r == VK_SUCCESS);
     if (r != VK_SUCCESS)
         return sisa_err(vk_status(r), VKB ": vkQueueSubmit of nodes [%d, %d) on '%s': %s (%d)", first, last,
                         d->props.deviceName, sisa_vk_result_name(r), r);

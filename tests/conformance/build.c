@@ -11,8 +11,10 @@
  *   ROPE          s=BxTxHxD p0=0 base=10000
  *   ADD           s bs=shape of the second operand (broadcast), default s
  *   SCALE         s k=0.125
- *   MATMUL        A0=1 A1=1 M N K B0=1 B1=1 bt=dtype  (b is B0xB1xNxK of dtype bt, default the case's:
- *                 f32 a with bt=bf16/f16 is the model's f32 activations x 16-bit weights)
+ *   MATMUL        A0=1 A1=1 M N K B0=1 B1=1 bt=dtype bw=0|1  (b is B0xB1xNxK of dtype bt, default the
+ *                 case's: f32 a with bt=bf16/f16 is the model's f32 activations x 16-bit weights;
+ *                 bw=1: b's leaf is also marked a weight (SISA_TENSOR_PARAM), as a model's are, so a
+ *                 backend's path for constant weights runs: Vulkan's f16 shadow of bf16 weights)
  *   SOFTMAX       s mask=none|causal
  *   ARGMAX        s special=0|1          (1: a tie in row 1, a NaN in row 2)
  *   SWIGLU        s
@@ -208,7 +210,7 @@ static sisa_status build_op(const conform_case *c, conform_built *b) {
         break;
     }
     case SISA_OP_MATMUL: {
-        static const char *const keys[] = {"A0", "A1", "M", "N", "K", "B0", "B1", "bt", "layout", NULL};
+        static const char *const keys[] = {"A0", "A1", "M", "N", "K", "B0", "B1", "bt", "bw", "layout", NULL};
         SISA_TRY(conform_case_check_keys(c, keys));
         INT(A0, "A0", 1, 1, 4096);
         INT(A1, "A1", 1, 1, 4096);
@@ -217,10 +219,12 @@ static sisa_status build_op(const conform_case *c, conform_built *b) {
         INT(K, "K", -1, 1, BIG);
         INT(B0, "B0", 1, 1, 4096);
         INT(B1, "B1", 1, 1, 4096);
+        INT(bw, "bw", 0, 0, 1);
         sisa_dtype bt;
         SISA_TRY(dtype_key(c, "bt", dt, &bt));
         sisa_tensor *a = conform_input_layout(b, "a", dt, (int64_t[4]){A0, A1, M, K}, layout, N01);
         sisa_tensor *w = conform_input_layout(b, "b", bt, (int64_t[4]){B0, B1, N, K}, layout, N01);
+        if (w && bw) sisa_tensor_base(w)->flags |= SISA_TENSOR_PARAM; /* still generated: an input too */
         out = sisa_matmul(g, a, w);
         b->flops = 2.0 * (double)(A0 * A1) * (double)M * (double)N * (double)K;
         break;

@@ -240,6 +240,15 @@ static void ops_cases(list *l) {
         add(l, true, "MATMUL %s M=512 N=2908 K=768", d);
         add(l, true, "MATMUL %s M=512 N=768 K=2908", d);
         add(l, true, "MATMUL %s M=17 N=50277 K=768", d);
+        if (i == 2) { /* b a weight (bw=1): Vulkan's coopmat kernel reads it through its f16 shadow */
+            add(l, false, "MATMUL bf16 M=17 N=768 K=768 bw=1");
+            add(l, false, "MATMUL bf16 A1=12 M=17 N=17 K=80 B1=12 bw=1");
+            add(l, false, "MATMUL bf16 M=113 N=97 K=67 bw=1");
+            add(l, false, "MATMUL bf16 M=17 N=64 K=128 layout=tperm bw=1");
+            add(l, false, "MATMUL bf16 M=17 N=256 K=768 layout=slice bw=1");
+            add(l, true, "MATMUL bf16 M=512 N=2908 K=768 bw=1");
+            add(l, true, "MATMUL bf16 M=17 N=50277 K=768 bw=1");
+        }
         if (f32) { /* f32 activations x 16-bit weights (the default compute of a bf16 checkpoint) */
             add(l, false, "MATMUL f32 M=17 N=768 K=768 bt=bf16");
             add(l, false, "MATMUL f32 M=2 N=97 K=768 bt=f16");

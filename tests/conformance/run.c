@@ -113,9 +113,10 @@ sisa_status conform_exec_place(conform_exec *x, conform_dev *cd, sisa_graph *g) 
     for (int i = 0; i < g->n_leafs; i++) {
         sisa_tensor *t = g->leafs[i];
         conform_slot *s = &x->leaf[i];
-        if (t->flags & SISA_TENSOR_PARAM) {
+        if ((t->flags & SISA_TENSOR_PARAM) && !(t->flags & SISA_TENSOR_INPUT)) {
             /* a weight that lives elsewhere (a model's device): its bytes are copied to the
-             * device under test, and checked like an input afterwards */
+             * device under test, and checked like an input afterwards (a weight that is also an
+             * input, MATMUL bw=1, is generated like one) */
             if (!t->buffer)
                 return sisa_err(SISA_INTERNAL, "harness: weight '%s' has no storage", t->name);
             size_t span = sisa_tensor_span_bytes(t);

@@ -4,6 +4,9 @@
  *   (logits), in f16 (cooperative-matrix kernel where the device has one), bf16 and f32;
  *   SDPA causal B=8 H=12 T=4096, SISA form A (d_qk 80, d_v 64), form B (d_content 64, gq/gk),
  *   the Transformer's 64/64, in f16, bf16 and f32 (form A).
+ * MATMUL's b is a weight, as in a model (a PARAM leaf in a buffer of its own): a bf16 b on the
+ * coopmat kernel is read through its f16 shadow (converted once, in the warm-up; the kernel column
+ * says "+ f16 shadow"), SISA_VK_NO_SHADOW=1 times the kernel converting b in its loop instead.
  * Each case is one node run through the scheduler (strict placement), repeated for
  * SISA_BENCH_WARMUP_MS (default 1000) of wall time before the timed reps (GPU clock ramp); time =
  * median of the GPU timestamps around the submitted command buffer (wall clock around
@@ -26,6 +29,7 @@
 
 double sisa_vk_stream_last_gpu_ms(sisa_stream *s);
 const char *sisa_vk_kernel_name(const sisa_device *sd, const sisa_tensor *n);
+void sisa_vk_shadow_stats(const sisa_device *sd, uint64_t *bytes, uint64_t *conversions);
 
 static double now_ms(void) {
     struct timespec ts;
@@ -72,10 +76,16 @@ static void run(sisa_device *dev, const bcase *c, int reps) {
     sisa_sched *s = NULL;
     g->act_dtype = c->dt;
     sisa_tensor *node;
+    sisa_buffer *wbuf = NULL;
+    sisa_status st = SISA_OK;
+    uint64_t bytes = 0, conv0 = 0, conv1 = 0;
+    sisa_vk_shadow_stats(dev, &bytes, &conv0);
     double flop;
     if (c->op == SISA_OP_MATMUL) {
         sisa_tensor *a = sisa_graph_input(g, "x", c->dt, 1, 1, c->M, c->K);
-        sisa_tensor *w = sisa_graph_input(g, "w", c->dt, 1, 1, c->N, c->K);
+        sisa_tensor *w = sisa_graph_leaf(g, "w", c->dt, (int64_t[4]){1, 1, c->N, c->K}, SISA_TENSOR_PARAM);
+        st = sisa_buffer_alloc(dev, (size_t)(c->N * c->K) * sisa_dtype_size(c->dt), &wbuf);
+        if (w) w->buffer = wbuf;
         node = sisa_matmul(g, a, w);
         flop = 2.0 * c->M * c->N * c->K;
     } else {
@@ -92,7 +102,7 @@ static void run(sisa_device *dev, const bcase *c, int reps) {
         flop = 2.0 * c->B * c->H * (c->T * (c->T + 1) / 2.0) * (double)(c->dqk + c->dv);
     }
     sisa_tensor_set_output(node);
-    sisa_status st = sisa_graph_status(g);
+    if (st == SISA_OK) st = sisa_graph_status(g);
     if (st == SISA_OK) st = sisa_sched_new(dev, false, &s);
     if (st == SISA_OK) st = sisa_sched_prepare(s, g);
     for (int i = 0; st == SISA_OK && i < g->n_leafs; i++) st = fill(g->leafs[i]);
@@ -114,20 +124,24 @@ static void run(sisa_device *dev, const bcase *c, int reps) {
         gpu[r] = sisa_vk_stream_last_gpu_ms(s->stream);
         wall[r] = t1 - t0;
     }
+    sisa_vk_shadow_stats(dev, &bytes, &conv1);
+    char kernel[64];
+    snprintf(kernel, sizeof kernel, "%s%s", sisa_vk_kernel_name(dev, node), conv1 > conv0 ? " + f16 shadow" : "");
     if (st != SISA_OK) {
-        printf("| %-44s | %-4s | %-20s | error: %s |\n", c->name, sisa_dtype_name(c->dt), "-", sisa_last_error());
+        printf("| %-44s | %-4s | %-38s | error: %s |\n", c->name, sisa_dtype_name(c->dt), "-", sisa_last_error());
     } else {
         qsort(gpu, (size_t)reps, sizeof *gpu, cmp_d);
         qsort(wall, (size_t)reps, sizeof *wall, cmp_d);
         double ms = gpu[reps / 2] > 0 ? gpu[reps / 2] : wall[reps / 2];
-        printf("| %-44s | %-4s | %-20s | %9.3f | %9.3f | %8.3f |\n", c->name, sisa_dtype_name(c->dt),
-               sisa_vk_kernel_name(dev, node), ms, wall[reps / 2], flop / ms * 1e-9);
+        printf("| %-44s | %-4s | %-38s | %9.3f | %9.3f | %8.3f |\n", c->name, sisa_dtype_name(c->dt), kernel, ms,
+               wall[reps / 2], flop / ms * 1e-9);
     }
     fflush(stdout);
     free(gpu);
     free(wall);
     sisa_sched_free(s);
     sisa_graph_free(g);
+    sisa_buffer_free(wbuf); /* and its shadow */
 }
 
 int main(int argc, char **argv) {
