@@ -18,6 +18,7 @@
  */
 #include <cooperative_groups.h>
 
+#include "cuda_mega.h"
 #include "decode_attn.cuh"
 
 #define DA_CHUNK 32   /* keys per block */
@@ -278,7 +279,7 @@ __global__ void DC_CLUSTER_DIMS __launch_bounds__(DS_THREADS) k_dsc(sc_node n) {
     __shared__ ds_smem<NVR> sm;
     float M, L;
     int64_t ob;
-    ds_block<NK4, NVR, UNR>(n, bhq, DC_CLUSTER, s, M, L, &ob, sm, [&](int64_t c, float o) { s_part[2 + c] = o; });
+    ds_block<NK4, NVR, UNR, true>(n, bhq, DC_CLUSTER, s, M, L, &ob, sm, [&](int64_t c, float o) { s_part[2 + c] = o; });
     if (threadIdx.x == 0) {
         s_part[0] = M;
         s_part[1] = L;
@@ -297,15 +298,11 @@ static cudaError_t ds_go(const sc_node *n, dim3 grid, bool cluster, float *ws, u
     return sc_launch(k_ds<NK4, NVR, UNR>, grid, dim3(DS_THREADS), 0, s, *n, ws, count);
 }
 
-extern "C" cudaError_t sc_launch_decode_attn_split(const sc_node *n, void *workspace, unsigned *count,
-                                                   int64_t n_count, int n_sm, int split, int cluster,
-                                                   cudaStream_t s) {
+/* Blocks per (b, h, query) of the split kernel: enough to cover the SMs once; at most 32 (one
+ * partial per lane in the combine) and one per 32 keys (the workspace sc_decode_attn_workspace
+ * sizes); 1 without counters. */
+static int64_t ds_split(const sc_node *n, const unsigned *count, int64_t n_count, int n_sm, int split) {
     const int64_t bhq = n->src[0].ne[0] * n->src[0].ne[1] * n->src[0].ne[2];
-    const int64_t D = n->src[0].ne[3], Dv = n->src[2].ne[3];
-    if (bhq == 0) return cudaSuccess;
-    if (D > DA_MAX_D || Dv > DA_MAX_D) return cudaErrorInvalidValue;
-    /* blocks per (b, h, query): enough to cover the SMs once; at most 32 (one partial per lane in
-     * the combine) and one per 32 keys (the workspace sc_decode_attn_workspace sizes) */
     int64_t S = 1;
     if (count && bhq <= n_count && (n_sm > 0 || split > 0)) {
         S = split > 0 ? split : ((int64_t)n_sm + bhq - 1) / bhq;
@@ -313,6 +310,17 @@ extern "C" cudaError_t sc_launch_decode_attn_split(const sc_node *n, void *works
         if (S > da_chunks(n)) S = da_chunks(n);
         if (S < 1) S = 1;
     }
+    return S;
+}
+
+extern "C" cudaError_t sc_launch_decode_attn_split(const sc_node *n, void *workspace, unsigned *count,
+                                                   int64_t n_count, int n_sm, int split, int cluster,
+                                                   cudaStream_t s) {
+    const int64_t bhq = n->src[0].ne[0] * n->src[0].ne[1] * n->src[0].ne[2];
+    const int64_t D = n->src[0].ne[3], Dv = n->src[2].ne[3];
+    if (bhq == 0) return cudaSuccess;
+    if (D > DA_MAX_D || Dv > DA_MAX_D) return cudaErrorInvalidValue;
+    const int64_t S = ds_split(n, count, n_count, n_sm, split);
     const dim3 grid((unsigned)bhq, (unsigned)S);
     float *ws = (float *)workspace;
     const bool cl = cluster != 0;
@@ -322,3 +330,24 @@ extern "C" cudaError_t sc_launch_decode_attn_split(const sc_node *n, void *works
     return ds_go<16, 4, 1>(n, grid, cl, ws, count, s);
 }
 
+/* The persistent kernel's task: the split kernel's grid (bhq, S), its block body compiled for
+ * DS_MEGA_NK4/DS_MEGA_NVR (d_qk <= 128, d_v <= 64). For d_qk <= 80 the kernel above takes
+ * <5, 1, 2>: the extra K/Q slots are zeros that add nothing and the groups are met in the same
+ * order, so the values are the same. */
+extern "C" int sc_mega_decode_attn(const sc_node *n, void *workspace, unsigned *count, int64_t n_count, int n_sm,
+                                   int split, sc_mega_task *t) {
+    const int64_t bhq = n->src[0].ne[0] * n->src[0].ne[1] * n->src[0].ne[2];
+    const int64_t D = n->src[0].ne[3], Dv = n->src[2].ne[3];
+    if (D > 16 * DS_MEGA_NK4 || Dv > 64 * DS_MEGA_NVR) return 0;
+    const int64_t S = ds_split(n, count, n_count, n_sm, split);
+    if (bhq * S > 0x7fffffff) return 0;
+    t->kind = SC_MT_DECODE_ATTN;
+    t->gx = (int32_t)bhq;
+    t->nvb = (int32_t)(bhq * S);
+    t->i[0] = (int32_t)S;
+    t->p[0] = workspace;
+    t->p[1] = S > 1 ? count : NULL;
+    t->smem = sizeof(ds_split_smem<DS_MEGA_NVR>);
+    t->u.n = *n;
+    return 1;
+}

@@ -1,7 +1,8 @@
 /*
  * decode_attn.cuh — the body of the split decode-attention kernel (decode_attn.cu, which says
  * how and why it works), shared by its kernel and the persistent decode kernel (mega.cu): blocks
- * of DS_THREADS threads; a block is (bhq, s) of S per (b, h, query); shared memory as structs.
+ * of DS_THREADS threads; a block is (bhq, s) of S per (b, h, query); shared memory as structs;
+ * NC = false where the caches may have been written by the same launch (the persistent kernel).
  */
 #pragma once
 #include "cuda_decode_kernels.h"
@@ -18,6 +19,9 @@ __device__ __forceinline__ int64_t da_visible(const sc_node &n, int64_t i, int64
 #define DS_THREADS (DS_WARPS * 32)
 #define DS_MAX_SPLIT 32 /* the cross-block combine reads one partial per lane */
 #define DS_FULL 0xffffffffu
+/* The variant the persistent decode kernel (mega.cu) is compiled for: d_qk <= 16·NK4, d_v <= 64·NVR. */
+#define DS_MEGA_NK4 8
+#define DS_MEGA_NVR 1
 
 /* What a lane loads for one group of 8 keys: its key's K slots (NK4 float4 = channels
  * 4·(part + 4k) .. +3), its 4 keys' V slots (NVR float4 each), its key's gk. */
@@ -48,8 +52,9 @@ __device__ __forceinline__ float4 ds_ld4(const sc_tensor &t, int64_t base, int64
     return make_float4(e4[0], e4[1], e4[2], e4[3]);
 }
 
-/* Loads of group grp (keys 8·grp .. +7); keys >= vis are not read (zeros). */
-template <int NK4, int NVR>
+/* Loads of group grp (keys 8·grp .. +7); keys >= vis are not read (zeros). NC: the caches are not
+ * written while the kernel runs (sc_ldro). */
+template <int NK4, int NVR, bool NC>
 __device__ __forceinline__ void ds_load(const sc_node &n, const ds_ctx &x, int64_t grp, int lane,
                                         ds_group<NK4, NVR> &r) {
     const sc_tensor &K = n.src[1], &V = n.src[2];
@@ -63,7 +68,7 @@ __device__ __forceinline__ void ds_load(const sc_node &n, const ds_ctx &x, int64
 #pragma unroll
         for (int s = 0; s < NK4; s++) {
             const int g = part + 4 * s;
-            r.k[s] = ok && 4 * g < D ? __ldg(kr + g) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            r.k[s] = ok && 4 * g < D ? sc_ldro<NC>(kr + g) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
         }
     } else {
 #pragma unroll
@@ -79,7 +84,7 @@ __device__ __forceinline__ void ds_load(const sc_node &n, const ds_ctx &x, int64
         for (int rr = 0; rr < NVR; rr++) {
             const int slot = (lane & 15) + 16 * rr;
             if (x.fastv) {
-                r.v[kk][rr] = okv && 4 * slot < Dv ? __ldg((const float4 *)((const float *)V.p + vb) + slot)
+                r.v[kk][rr] = okv && 4 * slot < Dv ? sc_ldro<NC>((const float4 *)((const float *)V.p + vb) + slot)
                                                    : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
             } else {
                 r.v[kk][rr] = ds_ld4(V, vb, 4 * slot, Dv, okv);
@@ -189,7 +194,7 @@ template <int NVR> struct ds_split_smem {
  * shared memory; emit(c, o) receives output channel c's unnormalised sum for every c < Dv (each
  * once, spread over the block's threads); returns the block's max M and sum L in every thread.
  * *ob = the (b, i, h) row of dst. */
-template <int NK4, int NVR, int UNR, class Emit>
+template <int NK4, int NVR, int UNR, bool NC, class Emit>
 __device__ __forceinline__ void ds_block(const sc_node &n, int64_t bhq, int S, int s, float &M, float &L,
                                          int64_t *ob, ds_smem<NVR> &sm, Emit emit) {
     const sc_tensor &Q = n.src[0], &K = n.src[1], &V = n.src[2];
@@ -220,10 +225,10 @@ __device__ __forceinline__ void ds_block(const sc_node &n, int64_t bhq, int S, i
     for (int rr = 0; rr < NVR; rr++) acc[rr] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
     for (int64_t g = g0 + warp; g < g1; g += (int64_t)UNR * DS_WARPS) {
         ds_group<NK4, NVR> ra;
-        ds_load(n, x, g, lane, ra);
+        ds_load<NK4, NVR, NC>(n, x, g, lane, ra);
         if (UNR > 1 && g + DS_WARPS < g1) { /* warp-uniform */
             ds_group<NK4, NVR> rb;
-            ds_load(n, x, g + DS_WARPS, lane, rb);
+            ds_load<NK4, NVR, NC>(n, x, g + DS_WARPS, lane, rb);
             ds_step(x, q, ra, g, lane, m, l, acc);
             ds_step(x, q, rb, g + DS_WARPS, lane, m, l, acc);
         } else {
@@ -274,14 +279,14 @@ __device__ __forceinline__ void ds_block(const sc_node &n, int64_t bhq, int S, i
  * writes its partial to the workspace and the last block of bhq to count itself done (every other partial then written:
  * each was made visible by __threadfence before its count) combines them from L2 (__ldcg) and
  * sets the counter back to 0 for the next launch. */
-template <int NK4, int NVR, int UNR>
+template <int NK4, int NVR, int UNR, bool NC = true>
 __device__ __forceinline__ void ds_split_body(const sc_node &n, float *ws, unsigned *count, int64_t bhq, int S, int s,
                                               ds_split_smem<NVR> &sm) {
     const int64_t Dv = n.src[2].ne[3];
     float M, L;
     int64_t ob;
     float *part_out = S > 1 ? ws + ((size_t)bhq * (size_t)S + (size_t)s) * (size_t)(Dv + 2) : NULL;
-    ds_block<NK4, NVR, UNR>(n, bhq, S, s, M, L, &ob, sm.blk, [&](int64_t c, float o) {
+    ds_block<NK4, NVR, UNR, NC>(n, bhq, S, s, M, L, &ob, sm.blk, [&](int64_t c, float o) {
         if (S == 1) sc_st(n.dst, ob + c, L == 0.0f ? 0.0f : o / L);
         else part_out[2 + c] = o;
     });

@@ -7,6 +7,7 @@
  * the store. These ops are memory bound: the dtype switch is warp-uniform and costs nothing next
  * to the loads.
  */
+#include "cuda_mega.h"
 #include "elementwise.cuh"
 
 /* One block per destination row (grid-stride over rows): elementwise.cuh's ew_rows. */
@@ -16,12 +17,19 @@ __global__ void k_elementwise(sc_node n, int64_t rows) {
     ew_rows<OP>(n, rows, blockIdx.x, gridDim.x);
 }
 
+/* Blocks of the launch (one per destination row, capped; 0 = nothing to do); *rows the rows. */
+static unsigned ew_blocks(const sc_node *n, int64_t *rows) {
+    *rows = n->dst.ne[0] * n->dst.ne[1] * n->dst.ne[2];
+    if (*rows == 0 || n->dst.ne[3] == 0) return 0;
+    return *rows < (int64_t)65535 * 32 ? (unsigned)*rows : 65535u * 32u;
+}
+
 extern "C" cudaError_t sc_launch_elementwise(const sc_node *n, cudaStream_t s) {
-    const int64_t rows = n->dst.ne[0] * n->dst.ne[1] * n->dst.ne[2], W = n->dst.ne[3];
-    if (rows == 0 || W == 0) return cudaSuccess;
+    int64_t total;
+    const unsigned blocks = ew_blocks(n, &total);
+    if (blocks == 0) return cudaSuccess;
+    const int64_t W = n->dst.ne[3];
     const int threads = W >= 512 ? 256 : W >= 128 ? 128 : 64;
-    const unsigned blocks = rows < (int64_t)65535 * 32 ? (unsigned)rows : 65535u * 32u;
-    const int64_t total = rows;
     cudaError_t e;
     switch (n->op) {
     case OP_CPY: e = sc_launch(k_elementwise<OP_CPY>, dim3(blocks), dim3(threads), 0, s, *n, total); break;
@@ -33,4 +41,17 @@ extern "C" cudaError_t sc_launch_elementwise(const sc_node *n, cudaStream_t s) {
     default: return cudaErrorInvalidValue;
     }
     return e;
+}
+
+/* The persistent kernel's task: the same rows and blocks (any block size gives the same values). */
+extern "C" int sc_mega_elementwise(const sc_node *n, sc_mega_task *t) {
+    switch (n->op) {
+    case OP_CPY: case OP_EMBED: case OP_ADD: case OP_SCALE: case OP_SWIGLU: case OP_AUGMENT: break;
+    default: return 0;
+    }
+    t->kind = SC_MT_ELEMENTWISE;
+    t->sub = n->op;
+    t->nvb = (int32_t)ew_blocks(n, &t->rows);
+    t->u.n = *n;
+    return 1;
 }

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cuda_mega.h"
 #include "gemv.cuh"
 
 template <int R>
@@ -81,7 +82,7 @@ __device__ __forceinline__ void gs_body(const sc_node &n, const sc_gemv_fused *f
         }
         sc_cp_async_commit();
     } else if ((flags & GS_PREFETCH) && j1 > j0) {
-        gs_prefetch_rows(b, j0, j1, K);
+        gs_prefetch_rows(b.p, b.nb[2], j0, j1, K, threadIdx.x, blockDim.x);
     }
     if (flags & GS_EARLY) sc_pdl_trigger();
     sc_pdl_wait_only();
@@ -135,8 +136,10 @@ static int env_int(const char *name, int dflt) {
 }
 
 /* false: the node takes the kernel above (f32 weights, unaligned rows, SISA_CUDA_GEMV=old, or
- * the segment sums would not fit in shared memory). */
-static bool gs_plan_for(const sc_node *n, int n_sm, int b_const, gs_plan *p) {
+ * the segment sums would not fit in shared memory). grid_cap: at most that many blocks (the
+ * persistent kernel's grid) instead of SISA_CUDA_GEMV_BPS per SM; the K segments, and with them
+ * every value, depend only on the SM count. */
+static bool gs_plan_for(const sc_node *n, int n_sm, int b_const, int64_t grid_cap, gs_plan *p) {
     const char *e = getenv("SISA_CUDA_GEMV");
     if ((e && strcmp(e, "old") == 0) || gemv_vec(n) != 8) return false;
     const int64_t R = gemv_rows(n), K = n->src[0].ne[3], N = n->src[1].ne[2], nv = K / 8;
@@ -151,7 +154,7 @@ static bool gs_plan_for(const sc_node *n, int n_sm, int b_const, gs_plan *p) {
     nseg = (nv + seglen - 1) / seglen;
     const int64_t bps = env_int("SISA_CUDA_GEMV_BPS", 2);
     const int64_t tasks = N * nseg, blocks = (tasks + GEMV_WARPS - 1) / GEMV_WARPS;
-    const int64_t cap = sm * (bps > 0 ? bps : 1);
+    const int64_t cap = grid_cap > 0 ? grid_cap : sm * (bps > 0 ? bps : 1);
     p->grid = (unsigned)(blocks < cap ? blocks : cap);
     p->flags = 0;
     /* b constant during this graph (the caller's word: recorded, and no node writes it): each
@@ -215,16 +218,22 @@ static cudaError_t launch_fused(const sc_gemv_fused *f, int64_t R, unsigned grid
     }
 }
 
+/* Blocks of the one-warp-per-column kernel: a warp per column, at most cap blocks (default 8 per SM). */
+static unsigned gemv_grid(const sc_node *n, int n_sm, int64_t cap) {
+    const int64_t want = (n->src[1].ne[2] + GEMV_WARPS - 1) / GEMV_WARPS;
+    if (cap <= 0) cap = (int64_t)(n_sm > 0 ? n_sm : 132) * 8;
+    return (unsigned)(want < cap ? want : cap);
+}
+
 extern "C" cudaError_t sc_launch_gemv_fused(const sc_gemv_fused *f, int n_sm, int b_const, cudaStream_t s) {
     const sc_node *n = &f->mm;
-    const int64_t R = gemv_rows(n), K = n->src[0].ne[3], N = n->src[1].ne[2];
-    const int64_t want = (N + GEMV_WARPS - 1) / GEMV_WARPS, cap = (int64_t)(n_sm > 0 ? n_sm : 132) * 8;
-    const unsigned grid = (unsigned)(want < cap ? want : cap);
+    const int64_t R = gemv_rows(n), K = n->src[0].ne[3];
+    const unsigned grid = gemv_grid(n, n_sm, 0);
     const size_t smem = (size_t)R * (size_t)K * sizeof(float);
     const int vec = gemv_vec(n);
     const int pro = f->pro, epi = f->epi;
     gs_plan p;
-    const bool stream = gs_plan_for(n, n_sm, b_const, &p);
+    const bool stream = gs_plan_for(n, n_sm, b_const, 0, &p);
 #define SC_GEMV_CASE(P, E)                                                                       \
     if (pro == P && epi == E)                                                                    \
         return stream ? launch_stream_fused<P, E>(f, R, &p, s) : launch_fused<P, E>(f, R, grid, smem, vec, s)
@@ -239,14 +248,13 @@ extern "C" cudaError_t sc_launch_gemv_fused(const sc_gemv_fused *f, int n_sm, in
 }
 
 extern "C" cudaError_t sc_launch_gemv(const sc_node *n, int n_sm, int b_const, cudaStream_t s) {
-    const int64_t R = gemv_rows(n), K = n->src[0].ne[3], N = n->src[1].ne[2];
+    const int64_t R = gemv_rows(n), K = n->src[0].ne[3];
     const int vec = gemv_vec(n);
-    const int64_t want = (N + GEMV_WARPS - 1) / GEMV_WARPS, cap = (int64_t)(n_sm > 0 ? n_sm : 132) * 8;
-    const unsigned grid = (unsigned)(want < cap ? want : cap);
+    const unsigned grid = gemv_grid(n, n_sm, 0);
     const size_t smem = (size_t)R * (size_t)K * sizeof(float);
     const dim3 block(GEMV_WARPS * 32);
     gs_plan p;
-    if (gs_plan_for(n, n_sm, b_const, &p)) {
+    if (gs_plan_for(n, n_sm, b_const, 0, &p)) {
         const dim3 g(p.grid);
         switch (R) {
         case 1: return sc_launch(k_gemv_stream<1>, g, block, p.smem, s, *n, p.flags, p.nseg, p.seglen);
@@ -263,4 +271,34 @@ extern "C" cudaError_t sc_launch_gemv(const sc_node *n, int n_sm, int b_const, c
     case 4: return sc_launch(k_gemv<4>, dim3(grid), block, smem, s, *n, vec);
     default: return cudaErrorInvalidValue;
     }
+}
+
+/* The persistent kernel's task for a GEMV (plain: f->pro = f->epi = 0): the kernel and K segments
+ * its launcher would choose (gs_plan_for without the preload, which needs the previous kernel's
+ * wait), re-gridded to at most `grid` blocks. The block sum's floats come first in its shared
+ * memory, then the staged rows (16-byte aligned). */
+extern "C" int sc_mega_gemv(const sc_gemv_fused *f, int n_sm, int grid, sc_mega_task *t) {
+    const sc_node *n = &f->mm;
+    const int64_t R = gemv_rows(n), K = n->src[0].ne[3];
+    if (R != SC_MEGA_GEMV_ROWS || f->pro < 0 || f->pro > SC_GEMV_PRO_SWIGLU || f->epi < 0 || f->epi > SC_GEMV_EPI_ADD)
+        return 0;
+    t->u.g = *f;
+    t->sub = f->pro * 2 + f->epi;
+    gs_plan p;
+    if (gs_plan_for(n, n_sm, 0, grid, &p)) {
+        t->kind = SC_MT_GEMV_STREAM;
+        t->nvb = (int32_t)p.grid;
+        t->i[0] = p.nseg;
+        t->i[1] = p.seglen;
+        t->smem = (int32_t)(p.smem + SC_MEGA_RED_BYTES);
+        t->pf_ok = (p.flags & GS_PREFETCH) != 0;
+    } else {
+        t->kind = SC_MT_GEMV;
+        t->nvb = (int32_t)gemv_grid(n, n_sm, grid);
+        t->i[0] = gemv_vec(n);
+        t->smem = (int32_t)((size_t)R * (size_t)K * sizeof(float) + SC_MEGA_RED_BYTES);
+    }
+    static_assert(SC_MEGA_RED_BYTES >= GEMV_WARPS * sizeof(float) && SC_MEGA_RED_BYTES % 16 == 0,
+                  "the block sum's floats before the staged rows");
+    return t->smem <= SC_MEGA_SMEM;
 }

@@ -3,7 +3,8 @@
  * this way): the one-warp-per-column kernel (gemv_body) and the streaming kernel (gs_main), each
  * with the optional RMS_NORM/SWIGLU prologue and ADD epilogue, shared by gemv.cu's kernels and
  * the persistent decode kernel (mega.cu). Blocks of GEMV_WARPS warps; a "block" is a virtual
- * block (vb of nvb); shared memory arrives as pointers.
+ * block (vb of nvb); shared memory arrives as pointers; NC = false where a may have been written
+ * by the same launch (the persistent kernel; the weights b never are: sc_gemv_b_const).
  */
 #pragma once
 #include "cuda_decode_kernels.h"
@@ -56,8 +57,8 @@ __device__ __forceinline__ float gemv_block_sum(float v, float *red) {
 }
 
 /* The rows of a (or what the fused prologue makes of them) into xs as f32, rounded as the
- * unfused node would have stored them. */
-template <int R, int PRO>
+ * unfused node would have stored them. NC: a is not written while the kernel runs (sc_ldro). */
+template <int R, int PRO, bool NC>
 __device__ __forceinline__ void gemv_stage(const sc_node &n, const sc_gemv_fused *f, float *xs, float *red) {
     const sc_tensor &a = n.src[0];
     const int64_t A1 = a.ne[1], M = a.ne[2], K = a.ne[3];
@@ -69,7 +70,7 @@ __device__ __forceinline__ void gemv_stage(const sc_node &n, const sc_gemv_fused
             if (a.dt == SC_F32 && a.nb[3] == 1) { /* typed, unrolled: the loads are in flight together */
                 const float *ar = (const float *)a.p + base;
 #pragma unroll 4
-                for (int64_t k = threadIdx.x; k < K; k += blockDim.x) xs[r * K + k] = __ldg(ar + k);
+                for (int64_t k = threadIdx.x; k < K; k += blockDim.x) xs[r * K + k] = sc_ldro<NC>(ar + k);
             } else {
                 for (int64_t k = threadIdx.x; k < K; k += blockDim.x) xs[r * K + k] = sc_ld(a, base + k * a.nb[3]);
             }
@@ -100,12 +101,12 @@ __device__ __forceinline__ void gemv_stage(const sc_node &n, const sc_gemv_fused
 
 /* The kernel of one warp per column: (virtual) block vb of nvb takes the columns vb·GEMV_WARPS +
  * warp, striding by nvb·GEMV_WARPS; xs: R x K floats of shared memory, red: GEMV_WARPS floats. */
-template <int R, int PRO, int EPI>
+template <int R, int PRO, int EPI, bool NC = true>
 __device__ __forceinline__ void gemv_body(const sc_node &n, const sc_gemv_fused *f, int vec, int64_t vb,
                                           int64_t nvb, float *xs, float *red) {
     const sc_tensor &a = n.src[0], &b = n.src[1], &d = n.dst;
     const int64_t A1 = a.ne[1], M = a.ne[2], K = a.ne[3], N = b.ne[2];
-    gemv_stage<R, PRO>(n, f, xs, red);
+    gemv_stage<R, PRO, NC>(n, f, xs, red);
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     for (int64_t j = vb * GEMV_WARPS + warp; j < N; j += nvb * GEMV_WARPS) {
         float acc[R];
@@ -228,11 +229,13 @@ __device__ __forceinline__ void gs_cols(int64_t N, int64_t vb, int64_t nvb, int6
     j1 = (vb + 1) * N / nvb;
 }
 
-/* Ask L2 for rows [j0, j1) of b (K 16-bit elements each), 128-byte lines spread over the block. */
-__device__ __forceinline__ void gs_prefetch_rows(const sc_tensor &b, int64_t j0, int64_t j1, int64_t K) {
-    const uintptr_t lo = ((uintptr_t)((const uint16_t *)b.p + j0 * b.nb[2])) & ~(uintptr_t)127;
-    const uintptr_t hi = (uintptr_t)((const uint16_t *)b.p + (j1 - 1) * b.nb[2] + K);
-    for (uintptr_t p = lo + (uintptr_t)threadIdx.x * 128; p < hi; p += (uintptr_t)blockDim.x * 128)
+/* Ask L2 for rows [j0, j1) of b (K 16-bit elements each, row stride ld elements): 128-byte lines
+ * spread over threads tid of nthr. */
+__device__ __forceinline__ void gs_prefetch_rows(const void *b, int64_t ld, int64_t j0, int64_t j1, int64_t K,
+                                                 unsigned tid, unsigned nthr) {
+    const uintptr_t lo = ((uintptr_t)((const uint16_t *)b + j0 * ld)) & ~(uintptr_t)127;
+    const uintptr_t hi = (uintptr_t)((const uint16_t *)b + (j1 - 1) * ld + K);
+    for (uintptr_t p = lo + (uintptr_t)tid * 128; p < hi; p += (uintptr_t)nthr * 128)
         sc_prefetch_l2((const void *)p);
 }
 
@@ -240,13 +243,13 @@ __device__ __forceinline__ void gs_prefetch_rows(const sc_tensor &b, int64_t j0,
  * rows on: xs = R x K staged rows then the segment sums (shared memory), red: GEMV_WARPS floats;
  * ws: the block's slice of b already copied (cp.async, not yet waited for) into shared memory, or
  * NULL (b read from global memory). */
-template <int R, int PRO, int EPI>
+template <int R, int PRO, int EPI, bool NC = true>
 __device__ __forceinline__ void gs_main(const sc_node &n, const sc_gemv_fused *f, int nseg, int seglen, int64_t j0,
                                         int64_t j1, float *xs, float *red, const uint4 *ws) {
     const sc_tensor &a = n.src[0], &b = n.src[1];
     const int64_t K = a.ne[3], nv = K / 8;
     float *part = xs + R * K;
-    gemv_stage<R, PRO>(n, f, xs, red);
+    gemv_stage<R, PRO, NC>(n, f, xs, red);
     if (ws) { /* the slice has landed (each thread its own copies), then everyone's */
         sc_cp_async_wait_all();
         __syncthreads();

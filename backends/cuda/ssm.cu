@@ -12,6 +12,7 @@
  * min/max over this call's T positions of g, reduced at the start of every block (g is small).
  * All in fp32 (SISA.md §3); the clamp keeps a NaN a NaN.
  */
+#include "cuda_mega.h"
 #include "ssm.cuh"
 
 __global__ void k_ssm_decay(sc_node n) {
@@ -26,18 +27,44 @@ __global__ void k_ssm_channels(sc_node n) {
     ssm_channels_body(n, blockIdx.x, sm);
 }
 
+/* Blocks of the launches (0: nothing to do): one per (b, h); one per (b, h, pair). */
+static int64_t decay_blocks(const sc_node *n) {
+    return n->src[0].ne[2] == 0 ? 0 : n->src[0].ne[1] * n->src[0].ne[3];
+}
+
+static int64_t channels_blocks(const sc_node *n) {
+    const int64_t H = n->src[4].ne[3], B = n->src[0].ne[1];
+    const int64_t half = n->src[0].ne[3] / H / 2;
+    return n->src[0].ne[2] == 0 ? 0 : B * H * half;
+}
+
 extern "C" cudaError_t sc_launch_ssm_decay(const sc_node *n, cudaStream_t s) {
-    const int64_t blocks = n->src[0].ne[1] * n->src[0].ne[3];
-    if (blocks == 0 || n->src[0].ne[2] == 0) return cudaSuccess;
+    const int64_t blocks = decay_blocks(n);
+    if (blocks == 0) return cudaSuccess;
     cudaError_t e = sc_launch(k_ssm_decay, dim3((unsigned)blocks), dim3(SSM_THREADS), 0, s, *n);
     return e;
 }
 
 extern "C" cudaError_t sc_launch_ssm_channels(const sc_node *n, cudaStream_t s) {
-    const int64_t H = n->src[4].ne[3], B = n->src[0].ne[1];
-    const int64_t half = n->src[0].ne[3] / H / 2;
-    const int64_t blocks = B * H * half;
-    if (blocks == 0 || n->src[0].ne[2] == 0) return cudaSuccess;
+    const int64_t blocks = channels_blocks(n);
+    if (blocks == 0) return cudaSuccess;
     cudaError_t e = sc_launch(k_ssm_channels, dim3((unsigned)blocks), dim3(SSM_THREADS), 0, s, *n);
     return e;
+}
+
+/* The persistent kernel's tasks: the same blocks (its block size is SSM_THREADS: mega.cu). */
+static int ssm_task(const sc_node *n, int kind, int64_t blocks, size_t smem, sc_mega_task *t) {
+    t->kind = kind;
+    t->nvb = (int32_t)blocks;
+    t->smem = (int32_t)smem;
+    t->u.n = *n;
+    return blocks <= 0x7fffffff;
+}
+
+extern "C" int sc_mega_ssm_decay(const sc_node *n, sc_mega_task *t) {
+    return ssm_task(n, SC_MT_SSM_DECAY, decay_blocks(n), sizeof(ssm_decay_smem), t);
+}
+
+extern "C" int sc_mega_ssm_channels(const sc_node *n, sc_mega_task *t) {
+    return ssm_task(n, SC_MT_SSM_CHANNELS, channels_blocks(n), sizeof(ssm_channels_smem), t);
 }

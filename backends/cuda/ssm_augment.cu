@@ -16,6 +16,7 @@
  * The rows of Qhat/Khat are then written whole: 16-byte vectors (8 bf16/f16 values: q/k copied,
  * the SSM channels from shared memory, zeros) when dtypes and alignment allow, else per element.
  */
+#include "cuda_mega.h"
 #include "ssm_augment.cuh"
 
 template <bool VEC>
@@ -41,17 +42,40 @@ extern "C" int sc_ssm_augment_takes(const sc_ssm_augment *f) {
     return ds >= 2 && ds % 2 == 0 && ds / 2 <= SA_THREADS && ds <= 2 * SA_PAIRS;
 }
 
-extern "C" cudaError_t sc_launch_ssm_augment(sc_ssm_augment *f, cudaStream_t s) {
+/* The launch: blocks (0: nothing to do, -1: too many), the chunk of time steps per block and
+ * whether both outputs take the 16-byte rows. */
+static int64_t sa_plan(const sc_ssm_augment *f, int *chunk, bool *vec) {
     const sc_node &n = f->ssm;
     const int64_t H = n.src[4].ne[3], B = n.src[0].ne[1], T = n.src[0].ne[2];
     const int ds = (int)(n.src[0].ne[3] / H), half = ds / 2;
-    if (B == 0 || T == 0) return cudaSuccess;
+    if (B == 0 || T == 0) return 0;
     int ch = SA_PAIRS / half;
     if (ch > 256) ch = 256;
-    f->chunk = ch;
+    *chunk = ch;
     const int64_t blocks = B * H * ((T + ch - 1) / ch);
-    if (blocks > 0x7fffffff) return cudaErrorInvalidConfiguration;
-    const bool vec = (!f->out_c.p || vec_ok(f->a_c, f->out_c, ds)) && (!f->out_b.p || vec_ok(f->a_b, f->out_b, ds));
+    if (blocks > 0x7fffffff) return -1;
+    *vec = (!f->out_c.p || vec_ok(f->a_c, f->out_c, ds)) && (!f->out_b.p || vec_ok(f->a_b, f->out_b, ds));
+    return blocks;
+}
+
+extern "C" cudaError_t sc_launch_ssm_augment(sc_ssm_augment *f, cudaStream_t s) {
+    bool vec = false;
+    const int64_t blocks = sa_plan(f, &f->chunk, &vec);
+    if (blocks == 0) return cudaSuccess;
+    if (blocks < 0) return cudaErrorInvalidConfiguration;
     return vec ? sc_launch(k_ssm_augment<true>, dim3((unsigned)blocks), dim3(SA_THREADS), 0, s, *f)
                : sc_launch(k_ssm_augment<false>, dim3((unsigned)blocks), dim3(SA_THREADS), 0, s, *f);
+}
+
+/* The persistent kernel's task: the same blocks, chunk and row writes (block size SA_THREADS). */
+extern "C" int sc_mega_ssm_augment(const sc_ssm_augment *f, sc_mega_task *t) {
+    bool vec = false;
+    t->u.a = *f;
+    const int64_t blocks = sa_plan(f, &t->u.a.chunk, &vec);
+    if (blocks < 0) return 0;
+    t->kind = SC_MT_SSM_AUGMENT;
+    t->sub = vec;
+    t->nvb = (int32_t)blocks;
+    t->smem = sizeof(sa_smem);
+    return 1;
 }
