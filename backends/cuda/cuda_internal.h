@@ -138,6 +138,12 @@ sisa_status sc_mega_replay(sisa_stream *st, void *rec);
 void sc_mega_release(sisa_stream *st, void *rec);
 sisa_status sc_mega_check(sc_stream *s);
 void sc_mega_stream_free(sc_stream *s);
+/* Pure host code (tests/test_cuda_mega_plan.c runs it without a device): does one of a, b write
+ * bytes the other reads or writes; the phases (barrier flags, first blocks) and the L2 prefetch
+ * schedule of t[0, n) on `grid` blocks (every: a barrier after each task); returns the barriers
+ * (-1: out of memory). */
+bool sc_mega_conflict(const sc_mega_task *a, const sc_mega_task *b);
+int sc_mega_schedule(sc_mega_task *t, int n, int grid, bool every, int64_t pf_budget, int32_t pf0[SC_MEGA_PF]);
 /* Self-test of the grid barrier (test_cuda_smoke.c): n_tasks tasks each checking that every block
  * finished the one before; stall: block 0 leaves after the first, the others must time out after
  * timeout_ms and the call return that report. */

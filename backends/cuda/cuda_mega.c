@@ -25,7 +25,8 @@
  * the device with one cudaMemcpyAsync from pinned memory, stream-ordered before the launch. The
  * host patches step p + 1 while step p's copy may still be queued, so the pinned buffers are a
  * ring of MEGA_RING: a buffer is refilled only after the event recorded behind its last copy, and
- * only with the tasks changed (update serials) since it was filled.
+ * only with the tasks changed (update serials) since it was filled: by the updates themselves when
+ * that copy is done already (the usual case: it was MEGA_RING replays ago), else at the replay.
  * A barrier that waits longer than SISA_CUDA_MEGA_TIMEOUT_MS (default 2000) ends the kernel;
  * synchronize reports it (sc_mega_check) naming the task, and the barrier state is reset.
  */
@@ -62,13 +63,16 @@ struct sc_mega_rec {
     int64_t filled[MEGA_RING]; /* the serial a pinned buffer is up to date with (-1: never filled) */
     cudaEvent_t ev[MEGA_RING]; /* behind the buffer's last copy */
     bool ev_set[MEGA_RING];
-    int ring;
+    int ring;       /* the buffer the next replay copies from */
+    bool ring_free; /* it is known free (its last copy done) and up to date with serial */
+    sc_mega_task *scratch; /* updates build their tasks here */
+    int scratch_cap;
     sc_mega_task *d_t;
     sc_mega_sync *d_sync;
     sc_mega_err *d_err;
     int minb, grid, barriers; /* minb: the kernel variant (sc_mega_occupancy) */
     size_t smem;
-    int pf0[SC_MEGA_PF];
+    int32_t pf0[SC_MEGA_PF];
     long long timeout_ns;
     bool refused; /* SISA_CUDA_MEGA=require and no kernel: replays fail with why */
     char why[SISA_REASON_LEN];
@@ -105,7 +109,7 @@ static cudaError_t push(sc_stream *s, const sc_mega_task *t) {
         return cudaSuccess;
     }
     if (b->n == b->cap) {
-        const int cap = b->cap ? 2 * b->cap : 256;
+        const int cap = b->cap ? 2 * b->cap : 64;
         sc_mega_task *nt = realloc(b->t, (size_t)cap * sizeof *nt);
         if (!nt) {
             sc_mega_refuse(s, "out of host memory for the task list");
@@ -248,8 +252,7 @@ static int task_spans(const sc_mega_task *t, span *sp) {
     return k;
 }
 
-/* Does one of a, b write bytes the other reads or writes? */
-static bool conflict(const sc_mega_task *a, const sc_mega_task *b) {
+bool sc_mega_conflict(const sc_mega_task *a, const sc_mega_task *b) {
     span sa[MAX_SPANS], sb[MAX_SPANS];
     const int na = task_spans(a, sa), nb = task_spans(b, sb);
     for (int i = 0; i < na; i++)
@@ -267,7 +270,7 @@ static int make_phases(sc_mega_task *t, int n, int grid, bool every) {
     for (int i = 0; i < n; i++) {
         t[i].barrier = 0;
         bool cut = i > start && (every || self_test(&t[i]) || self_test(&t[i - 1]));
-        for (int j = start; j < i && !cut; j++) cut = conflict(&t[j], &t[i]);
+        for (int j = start; j < i && !cut; j++) cut = sc_mega_conflict(&t[j], &t[i]);
         if (cut) {
             t[i - 1].barrier = 1;
             barriers++;
@@ -293,7 +296,7 @@ static void phase_of(const sc_mega_task *t, int n, int i, int *a, int *b) {
 
 static int64_t pf_bytes(const sc_mega_task *t) {
     if (t->kind != SC_MT_GEMV_STREAM || !t->pf_ok) return 0;
-    return t->u.g.mm.src[1].ne[2] * t->u.g.mm.src[0].ne[3] * 2; /* 16-bit weights */
+    return t->u.g.mm.src[1].ne[2] * t->u.g.mm.src[1].ne[3] * 2; /* b (1, 1, N, K), 16-bit */
 }
 
 static int next_pf(const sc_mega_task *t, int n, int from) {
@@ -302,30 +305,39 @@ static int next_pf(const sc_mega_task *t, int n, int from) {
     return -1;
 }
 
-/* At the start and at each barrier: the next GEMVs whose weights to prefetch, while the prefetched
- * and not yet used bytes stay within budget (the first one always). */
-static void make_prefetch(sc_mega_rec *r, bool *pre, int64_t budget) {
-    sc_mega_task *t = r->t;
-    for (int i = 0; i < r->n; i++)
+/* At the start (pf0) and at each barrier (the pf list of the task before it): the next streaming
+ * GEMVs whose weights to prefetch, while the prefetched and not yet used bytes stay within budget
+ * (the first one always). */
+static void make_prefetch(sc_mega_task *t, int n, int32_t pf0[SC_MEGA_PF], bool *pre, int64_t budget) {
+    for (int i = 0; i < n; i++)
         for (int q = 0; q < SC_MEGA_PF; q++) t[i].pf[q] = -1;
-    for (int q = 0; q < SC_MEGA_PF; q++) r->pf0[q] = -1;
+    for (int q = 0; q < SC_MEGA_PF; q++) pf0[q] = -1;
     if (budget <= 0) return;
     int64_t out = 0;
-    int next = next_pf(t, r->n, 0), done = 0;
-    for (int k = -1; k < r->n - 1; k++) {
+    int next = next_pf(t, n, 0), done = 0;
+    for (int k = -1; k < n - 1; k++) {
         if (k >= 0 && !t[k].barrier) continue;
         for (int j = done; j <= k; j++) /* run before this barrier: their prefetched bytes are used */
             if (pre[j]) out -= pf_bytes(&t[j]);
         done = k + 1;
-        while (next >= 0 && next <= k) next = next_pf(t, r->n, next + 1);
-        int32_t *list = k < 0 ? r->pf0 : t[k].pf;
+        while (next >= 0 && next <= k) next = next_pf(t, n, next + 1);
+        int32_t *list = k < 0 ? pf0 : t[k].pf;
         for (int q = 0; q < SC_MEGA_PF && next >= 0 && (out == 0 || out + pf_bytes(&t[next]) <= budget); q++) {
             list[q] = next;
             out += pf_bytes(&t[next]);
             pre[next] = true;
-            next = next_pf(t, r->n, next + 1);
+            next = next_pf(t, n, next + 1);
         }
     }
+}
+
+int sc_mega_schedule(sc_mega_task *t, int n, int grid, bool every, int64_t pf_budget, int32_t pf0[SC_MEGA_PF]) {
+    const int barriers = make_phases(t, n, grid, every);
+    bool *pre = calloc((size_t)n + 1, sizeof *pre);
+    if (!pre) return -1;
+    make_prefetch(t, n, pf0, pre, pf_budget);
+    free(pre);
+    return barriers;
 }
 
 /* ---- recordings ---- */
@@ -340,6 +352,7 @@ static void rec_free(sc_mega_rec *r) {
     cudaFree(r->d_sync);
     cudaGetLastError();
     free(r->t);
+    free(r->scratch);
     free(r->node_t0);
     free(r->node_n);
     free(r->covered);
@@ -352,15 +365,11 @@ static void rec_free(sc_mega_rec *r) {
 static sisa_status rec_setup(sc_stream *s, sc_mega_rec *r) {
     r->kind = SC_REC_MEGA;
     const char *ph = getenv("SISA_CUDA_MEGA_PHASES");
-    r->barriers = make_phases(r->t, r->n, r->grid, ph && ph[0] == '0');
-    bool *pre = calloc((size_t)r->n, sizeof *pre);
     r->changed = calloc((size_t)r->n, sizeof *r->changed);
-    if (!pre || !r->changed) {
-        free(pre);
+    if (!r->changed || (r->barriers = sc_mega_schedule(r->t, r->n, r->grid, ph && ph[0] == '0',
+                                                       (int64_t)env_long("SISA_CUDA_MEGA_PREFETCH_MB", 24) << 20,
+                                                       r->pf0)) < 0)
         return sisa_err(SISA_OUT_OF_MEMORY, "cuda: out of host memory for a persistent-kernel recording");
-    }
-    make_prefetch(r, pre, (int64_t)env_long("SISA_CUDA_MEGA_PREFETCH_MB", 24) << 20);
-    free(pre);
     r->smem = 0;
     for (int i = 0; i < r->n; i++)
         if ((size_t)r->t[i].smem > r->smem) r->smem = (size_t)r->t[i].smem;
@@ -504,15 +513,33 @@ void *sc_mega_refused(const char *why) {
     return r;
 }
 
+/* Bring the next replay's pinned buffer up to date (the tasks changed since it was filled), once
+ * its last copy has read it: wait for that (replay), or only if it is done already (update). */
+static cudaError_t ring_catch_up(sc_mega_rec *r, bool wait) {
+    const int k = r->ring;
+    if (r->ev_set[k]) {
+        const cudaError_t e = wait ? cudaEventSynchronize(r->ev[k]) : cudaEventQuery(r->ev[k]);
+        if (e != cudaSuccess) {
+            cudaGetLastError(); /* (cudaErrorNotReady: not yet) */
+            return e;
+        }
+    }
+    for (int i = 0; i < r->n; i++)
+        if (r->filled[k] < 0 || r->changed[i] > r->filled[k]) r->pin[k][i] = r->t[i];
+    r->filled[k] = r->serial;
+    return cudaSuccess;
+}
+
 /* May candidate c (replacing task ti) run without a barrier beside the other tasks of ti's phase
  * (the node's other candidates cand[0, nc) standing in for tasks t0..)? */
-static bool fits_phase(const sc_mega_rec *r, int ti, const sc_mega_task *c, int t0, const sc_mega_task *cand, int nc) {
+static bool fits_phase(const sc_mega_rec *r, int ti, const sc_mega_task *c, int t0, const sc_mega_task *cand,
+                       int nc) {
     int a, e;
     phase_of(r->t, r->n, ti, &a, &e);
     for (int j = a; j < e; j++) {
         if (j == ti) continue;
         const sc_mega_task *o = j >= t0 && j < t0 + nc ? &cand[j - t0] : &r->t[j];
-        if (conflict(o, c)) return false;
+        if (sc_mega_conflict(o, c)) return false;
     }
     return true;
 }
@@ -528,7 +555,7 @@ sisa_status sc_mega_update(sisa_stream *st, void *rec, sisa_graph *g, int i) {
         return sisa_err(SISA_UNSUPPORTED, "cuda persistent-kernel update: node %d '%s' is computed by a fused "
                         "task recorded with an earlier node and cannot be updated alone", i, node->name);
     /* the dispatcher again, for this node alone, from an empty fusion state (restored after) */
-    sc_mega_build b = {.minb = r->minb, .grid = r->grid};
+    sc_mega_build b = {.t = r->scratch, .cap = r->scratch_cap, .minb = r->minb, .grid = r->grid};
     const sisa_tensor *skip[4] = {s->gemv_skip[0], s->gemv_skip[1], s->fuse_skip[0], s->fuse_skip[1]};
     s->gemv_skip[0] = s->gemv_skip[1] = s->fuse_skip[0] = s->fuse_skip[1] = NULL;
     bool covered = false;
@@ -563,8 +590,17 @@ sisa_status sc_mega_update(sisa_stream *st, void *rec, sisa_graph *g, int i) {
             r->t[t0 + k] = b.t[k];
             r->changed[t0 + k] = r->serial;
         }
+        /* into the next replay's pinned buffer too, now, while the device still runs: when its last
+         * copy is done, it catches up once, then each update writes its own tasks */
+        if (r->ring_free) {
+            memcpy(&r->pin[r->ring][t0], &r->t[t0], (size_t)nt * sizeof *r->t);
+            r->filled[r->ring] = r->serial;
+        } else {
+            r->ring_free = ring_catch_up(r, false) == cudaSuccess;
+        }
     }
-    free(b.t);
+    r->scratch = b.t; /* kept for the next update */
+    r->scratch_cap = b.cap;
     return rs;
 }
 
@@ -575,27 +611,24 @@ sisa_status sc_mega_replay(sisa_stream *st, void *rec) {
         return sisa_err(SISA_UNSUPPORTED, "backend 'cuda': persistent decode kernel required "
                         "(SISA_CUDA_MEGA=require) but not recorded: %s", r->why);
     const int k = r->ring;
+    cudaError_t e = r->ring_free ? cudaSuccess : ring_catch_up(r, true);
     r->ring = (k + 1) % MEGA_RING;
-    cudaError_t e = cudaSuccess;
-    if (r->ev_set[k]) e = cudaEventSynchronize(r->ev[k]); /* its last copy has read it */
-    if (e == cudaSuccess && r->filled[k] < r->serial) {
-        for (int i = 0; i < r->n; i++)
-            if (r->changed[i] > r->filled[k] || r->filled[k] < 0) r->pin[k][i] = r->t[i];
-        r->filled[k] = r->serial;
-    }
+    r->ring_free = false;
     const bool prof = sc_prof_on(s);
     if (prof) sc_prof_replay(s, true);
     if (e == cudaSuccess)
-        e = cudaMemcpyAsync(r->d_t, r->pin[k], (size_t)r->n * sizeof(sc_mega_task), cudaMemcpyHostToDevice, s->stream);
+        e = cudaMemcpyAsync(r->d_t, r->pin[k], (size_t)r->n * sizeof(sc_mega_task), cudaMemcpyHostToDevice,
+                            s->stream);
     if (e == cudaSuccess) e = cudaEventRecord(r->ev[k], s->stream);
     r->ev_set[k] = e == cudaSuccess;
     if (e == cudaSuccess)
-        e = sc_mega_launch(r->minb, r->d_t, r->n, r->pf0, r->d_sync, r->d_err, r->timeout_ns, r->grid, r->smem, s->stream);
+        e = sc_mega_launch(r->minb, r->d_t, r->n, r->pf0, r->d_sync, r->d_err, r->timeout_ns, r->grid, r->smem,
+                           s->stream);
     if (e == cudaSuccess) s->mega_last = r;
     if (prof && e == cudaSuccess) sc_prof_replay(s, false);
     if (e != cudaSuccess) cudaGetLastError();
-    return e == cudaSuccess ? SISA_OK
-                            : sisa_err_prefix(sc_cuda_err(e, "persistent decode kernel launch"), "backend 'cuda' replay");
+    if (e == cudaSuccess) return SISA_OK;
+    return sisa_err_prefix(sc_cuda_err(e, "persistent decode kernel launch"), "backend 'cuda' replay");
 }
 
 void sc_mega_release(sisa_stream *st, void *rec) {
@@ -651,7 +684,8 @@ sisa_status sc_mega_selftest(sisa_stream *st, int n_tasks, bool stall, int timeo
         return sc_cuda_err(e, "persistent-kernel self-test");
     }
     sc_mega_rec *r = calloc(1, sizeof *r);
-    if (!r || !(r->t = calloc((size_t)n_tasks, sizeof *r->t)) || !(r->name = calloc((size_t)n_tasks, sizeof *r->name))) {
+    if (!r || !(r->t = calloc((size_t)n_tasks, sizeof *r->t)) ||
+        !(r->name = calloc((size_t)n_tasks, sizeof *r->name))) {
         rec_free(r);
         cudaFree(d_c);
         return sisa_err(SISA_OUT_OF_MEMORY, "cuda: out of host memory");
@@ -679,7 +713,8 @@ sisa_status sc_mega_selftest(sisa_stream *st, int n_tasks, bool stall, int timeo
     }
     if (rs == SISA_OK && !stall) {
         unsigned *c = malloc((size_t)(n_tasks + 1) * sizeof *c);
-        e = c ? cudaMemcpy(c, d_c, (size_t)(n_tasks + 1) * sizeof *c, cudaMemcpyDeviceToHost) : cudaErrorMemoryAllocation;
+        e = c ? cudaMemcpy(c, d_c, (size_t)(n_tasks + 1) * sizeof *c, cudaMemcpyDeviceToHost)
+              : cudaErrorMemoryAllocation;
         if (e != cudaSuccess) rs = sc_cuda_err(e, "persistent-kernel self-test: reading the counters");
         for (int k = 0; rs == SISA_OK && k <= n_tasks; k++)
             if (k < n_tasks ? c[k] != (unsigned)grid : c[k] != 0u)

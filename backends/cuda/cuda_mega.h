@@ -93,8 +93,9 @@ int sc_mega_decode_attn(const sc_node *n, void *workspace, unsigned *count, int6
 cudaError_t sc_mega_occupancy(int minb, int *blocks_per_sm);
 /* Run tasks[0, n) (device memory) with `grid` co-resident blocks (cooperative launch). pf0: the
  * tasks to prefetch before the first one (-1 ends); timeout_ns: a barrier's patience. */
-cudaError_t sc_mega_launch(int minb, const sc_mega_task *tasks, int n, const int pf0[SC_MEGA_PF], sc_mega_sync *sync,
-                           sc_mega_err *err, long long timeout_ns, int grid, size_t smem, cudaStream_t s);
+cudaError_t sc_mega_launch(int minb, const sc_mega_task *tasks, int n, const int32_t pf0[SC_MEGA_PF],
+                           sc_mega_sync *sync, sc_mega_err *err, long long timeout_ns, int grid, size_t smem,
+                           cudaStream_t s);
 
 #ifdef __cplusplus
 }

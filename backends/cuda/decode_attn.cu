@@ -279,7 +279,8 @@ __global__ void DC_CLUSTER_DIMS __launch_bounds__(DS_THREADS) k_dsc(sc_node n) {
     __shared__ ds_smem<NVR> sm;
     float M, L;
     int64_t ob;
-    ds_block<NK4, NVR, UNR, true>(n, bhq, DC_CLUSTER, s, M, L, &ob, sm, [&](int64_t c, float o) { s_part[2 + c] = o; });
+    ds_block<NK4, NVR, UNR, true>(n, bhq, DC_CLUSTER, s, M, L, &ob, sm,
+                                  [&](int64_t c, float o) { s_part[2 + c] = o; });
     if (threadIdx.x == 0) {
         s_part[0] = M;
         s_part[1] = L;

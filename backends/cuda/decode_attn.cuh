@@ -276,9 +276,9 @@ __device__ __forceinline__ void ds_block(const sc_node &n, int64_t bhq, int S, i
 }
 
 /* The split kernel's block (bhq, s) of S per (b, h, query). S = 1: the block writes dst. Else it
- * writes its partial to the workspace and the last block of bhq to count itself done (every other partial then written:
- * each was made visible by __threadfence before its count) combines them from L2 (__ldcg) and
- * sets the counter back to 0 for the next launch. */
+ * writes its partial to the workspace and the last block of bhq to count itself done (every other
+ * partial then written: each was made visible by __threadfence before its count) combines them
+ * from L2 (__ldcg) and sets the counter back to 0 for the next launch. */
 template <int NK4, int NVR, int UNR, bool NC = true>
 __device__ __forceinline__ void ds_split_body(const sc_node &n, float *ws, unsigned *count, int64_t bhq, int S, int s,
                                               ds_split_smem<NVR> &sm) {

@@ -16,9 +16,10 @@
  * (acquire) and releases its block (__syncthreads). The spin is bounded: past timeout_ns of the
  * global timer the block records the stalled task in host-visible memory (sc_mega_err), raises
  * the abort word that makes every other spinning block leave too, and the kernel ends; the host
- * reports it at synchronize (cuda_mega.c). While thread 0 spins, warps 1..7 load the next task's
- * descriptor into shared memory and ask L2 for this block's slices of the weights of the next
- * streaming GEMVs (the task's pf list): hints, the weights are constant during a step.
+ * reports it at synchronize (cuda_mega.c). While thread 0 spins, warps 1..7 ask L2 for this
+ * block's slices of the weights of the next streaming GEMVs (the task's pf list: hints, the
+ * weights are constant during a step). A task's descriptor is copied into shared memory with
+ * cp.async while the task before it runs (double buffer).
  *
  * No griddepcontrol: the bodies take their arguments without waiting (the wrappers wait); the
  * launch is an ordinary stream-ordered one. Decode attention's last-block combine works as in
@@ -38,7 +39,8 @@ static_assert(SC_MEGA_THREADS == GEMV_WARPS * 32 && SC_MEGA_THREADS == SSM_THREA
                   SC_MEGA_THREADS == DS_THREADS,
               "the block size of the GEMV, SSM and split-attention bodies");
 static_assert(SC_MEGA_THREADS >= ROPE_THREADS, "ROPE's threads fit");
-static_assert(sizeof(sc_mega_task) % 16 == 0, "tasks are copied as 16-byte vectors");
+static_assert(sizeof(sc_mega_task) % 16 == 0 && sizeof(sc_mega_task) / 16 <= SC_MEGA_THREADS,
+              "a task is fetched as one 16-byte piece per thread");
 
 /* Decode attention one group of 8 keys at a time per warp (the split kernel loads two): each warp
  * meets its groups in the same order either way, so the values are the same, with fewer registers. */
@@ -60,12 +62,12 @@ __device__ __forceinline__ long long global_ns() {
     return t;
 }
 
-/* dst = *src (global -> shared) by threads tid of nthr. */
-__device__ __forceinline__ void mega_load_task(sc_mega_task &dst, const sc_mega_task *src, unsigned tid,
-                                               unsigned nthr) {
-    const uint4 *s = (const uint4 *)src;
-    uint4 *d = (uint4 *)&dst;
-    for (unsigned i = tid; i < sizeof(sc_mega_task) / 16; i += nthr) d[i] = __ldg(s + i);
+/* dst = *src (global -> shared), asynchronously (cp.async, one 16-byte piece per thread, no
+ * registers held): issued before a task runs, waited for (sc_cp_async_wait_all) after it. */
+__device__ __forceinline__ void mega_fetch_task(sc_mega_task &dst, const sc_mega_task *src) {
+    if (threadIdx.x < sizeof(sc_mega_task) / 16)
+        sc_cp_async16((uint4 *)&dst + threadIdx.x, (const uint4 *)src + threadIdx.x);
+    sc_cp_async_commit();
 }
 
 /* This block's first virtual block of a task (first: the physical block that runs its block 0). */
@@ -75,20 +77,29 @@ __device__ __forceinline__ int64_t mega_first_vb(int32_t first) {
 }
 
 /* Ask L2 for this block's slices of b of the streaming GEMV tasks in pf (-1 ends), by threads tid
- * of nthr. The task descriptors are read from global memory (L2): one round trip for all. */
+ * of nthr. Their descriptors are read from global memory (L2) first, all together: one round trip. */
 __device__ __forceinline__ void mega_prefetch(const sc_mega_task *tasks, const int32_t *pf, unsigned tid,
                                               unsigned nthr) {
-#pragma unroll 1
-    for (int q = 0; q < SC_MEGA_PF && pf[q] >= 0; q++) {
-        const sc_mega_task *u = tasks + pf[q];
+    const void *bp[SC_MEGA_PF];
+    int64_t ld[SC_MEGA_PF], N[SC_MEGA_PF], K[SC_MEGA_PF], nvb[SC_MEGA_PF];
+    int32_t first[SC_MEGA_PF];
+#pragma unroll
+    for (int q = 0; q < SC_MEGA_PF; q++) {
+        const sc_mega_task *u = tasks + (pf[q] >= 0 ? pf[q] : 0);
         const sc_tensor &b = u->u.g.mm.src[1];
-        const void *bp = b.p;
-        const int64_t ld = b.nb[2], N = b.ne[2], K = u->u.g.mm.src[0].ne[3];
-        const int64_t nvb = u->nvb;
-        for (int64_t v = mega_first_vb(u->first); v < nvb; v += gridDim.x) {
+        bp[q] = b.p;
+        ld[q] = b.nb[2];
+        N[q] = b.ne[2];
+        K[q] = b.ne[3];
+        nvb[q] = pf[q] >= 0 ? u->nvb : 0;
+        first[q] = u->first;
+    }
+#pragma unroll
+    for (int q = 0; q < SC_MEGA_PF; q++) {
+        for (int64_t v = mega_first_vb(first[q]); v < nvb[q]; v += gridDim.x) {
             int64_t j0, j1;
-            gs_cols(N, v, nvb, j0, j1);
-            if (j1 > j0) gs_prefetch_rows(bp, ld, j0, j1, K, tid, nthr);
+            gs_cols(N[q], v, nvb[q], j0, j1);
+            if (j1 > j0) gs_prefetch_rows(bp[q], ld[q], j0, j1, K[q], tid, nthr);
         }
     }
 }
@@ -173,11 +184,11 @@ __device__ __noinline__ void mega_stall(sc_mega_sync *sy, sc_mega_err *err, int 
     __threadfence_system();
 }
 
-/* The grid barrier after task k (see the top of the file); meanwhile warps 1.. load task k + 1
- * into next and prefetch the pf list. false: it timed out (or another block did): leave. */
+/* The grid barrier after task k (see the top of the file); meanwhile warps 1.. prefetch the pf
+ * list, and the fetch of the next task (mega_fetch_task) completes. false: it timed out (or
+ * another block did): leave. */
 __device__ __forceinline__ bool mega_barrier(sc_mega_sync *sy, sc_mega_err *err, int k, long long timeout_ns,
-                                             const sc_mega_task *tasks, sc_mega_task &next, const int32_t *pf,
-                                             int *s_go) {
+                                             const sc_mega_task *tasks, const int32_t *pf, int *s_go) {
     __syncthreads(); /* the block's work of the phase is done */
     if (threadIdx.x == 0) {
         int go = 1;
@@ -204,9 +215,9 @@ __device__ __forceinline__ bool mega_barrier(sc_mega_sync *sy, sc_mega_err *err,
         __threadfence();
         *s_go = go;
     } else if (threadIdx.x >= 32) {
-        mega_load_task(next, tasks + k + 1, threadIdx.x - 32, blockDim.x - 32);
         mega_prefetch(tasks, pf, threadIdx.x - 32, blockDim.x - 32);
     }
+    sc_cp_async_wait_all(); /* the next task's descriptor */
     __syncthreads();
     return *s_go != 0;
 }
@@ -221,11 +232,13 @@ __global__ void __launch_bounds__(SC_MEGA_THREADS, MINB)
     extern __shared__ __align__(16) unsigned char mega_smem[];
     __shared__ __align__(16) sc_mega_task desc[2];
     __shared__ int s_go;
+    mega_fetch_task(desc[0], tasks);
     if (threadIdx.x >= 32) mega_prefetch(tasks, pf0.t, threadIdx.x - 32, blockDim.x - 32);
-    mega_load_task(desc[0], tasks, threadIdx.x, blockDim.x);
+    sc_cp_async_wait_all();
     __syncthreads();
     for (int k = 0; k < n; k++) {
         const sc_mega_task &t = desc[k & 1];
+        if (k + 1 < n) mega_fetch_task(desc[(k + 1) & 1], tasks + k + 1); /* lands while task k runs */
         if (t.kind == SC_MT_STALL && blockIdx.x == 0) return; /* self-test: never arrives */
         for (int64_t v = mega_first_vb(t.first); v < t.nvb; v += gridDim.x) {
             mega_run(t, v, mega_smem);
@@ -233,9 +246,9 @@ __global__ void __launch_bounds__(SC_MEGA_THREADS, MINB)
         }
         if (k + 1 == n) break;
         if (t.barrier) {
-            if (!mega_barrier(sync, err, k, timeout_ns, tasks, desc[(k + 1) & 1], t.pf, &s_go)) return;
+            if (!mega_barrier(sync, err, k, timeout_ns, tasks, t.pf, &s_go)) return;
         } else { /* independent of the next task: no barrier */
-            mega_load_task(desc[(k + 1) & 1], tasks + k + 1, threadIdx.x, blockDim.x);
+            sc_cp_async_wait_all();
             __syncthreads();
         }
     }
@@ -247,16 +260,17 @@ static void (*mega_kernel(int minb))(const sc_mega_task *, int, mega_pf0, sc_meg
 
 extern "C" cudaError_t sc_mega_occupancy(int minb, int *blocks_per_sm) {
     *blocks_per_sm = 0;
-    cudaError_t e = cudaFuncSetAttribute(mega_kernel(minb), cudaFuncAttributeMaxDynamicSharedMemorySize, SC_MEGA_SMEM);
+    cudaError_t e =
+        cudaFuncSetAttribute(mega_kernel(minb), cudaFuncAttributeMaxDynamicSharedMemorySize, SC_MEGA_SMEM);
     if (e == cudaSuccess)
         e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(blocks_per_sm, mega_kernel(minb), SC_MEGA_THREADS,
                                                           SC_MEGA_SMEM);
     return sc_launched(e);
 }
 
-extern "C" cudaError_t sc_mega_launch(int minb, const sc_mega_task *tasks, int n, const int pf0[SC_MEGA_PF],
-                                      sc_mega_sync *sync, sc_mega_err *err, long long timeout_ns, int grid, size_t smem,
-                                      cudaStream_t s) {
+extern "C" cudaError_t sc_mega_launch(int minb, const sc_mega_task *tasks, int n, const int32_t pf0[SC_MEGA_PF],
+                                      sc_mega_sync *sync, sc_mega_err *err, long long timeout_ns, int grid,
+                                      size_t smem, cudaStream_t s) {
     if (n <= 0) return cudaSuccess;
     mega_pf0 p0;
     for (int q = 0; q < SC_MEGA_PF; q++) p0.t[q] = pf0[q];
