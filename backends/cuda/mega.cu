@@ -8,12 +8,13 @@
  * kernels and ~4.5 us of launch/drain latency each (docs/CUDA.md "2026-12-07"); a barrier between
  * co-resident blocks costs about an atomic round trip.
  *
- * The barrier (cooperative groups' scheme): each block's thread 0 fences its block's writes
- * (__syncthreads, then __threadfence: release), adds 1 to one counter — block 0 adds
- * 0x80000000 - (gridDim.x - 1) — so bit 31 of the counter flips exactly when every block has
- * arrived and the low bits return to where they were: reusable any number of times with no reset.
- * It spins on an acquire load until bit 31 differs from what its add returned, fences again
- * (acquire) and releases its block (__syncthreads). The spin is bounded: past timeout_ns of the
+ * The barrier (cooperative groups' grid.sync scheme for sm_70+, cooperative_groups/details/sync.h):
+ * after __syncthreads, each block's thread 0 adds 1 to one counter with atom.add.release.gpu —
+ * block 0 adds 0x80000000 - (gridDim.x - 1) — so bit 31 of the counter flips exactly when every
+ * block has arrived and the low bits return to where they were: reusable any number of times with
+ * no reset. It spins on ld.acquire.gpu until bit 31 differs from what its add returned, then
+ * releases its block (__syncthreads): the block's writes before the barrier happen before every
+ * block's reads after it (release by thread 0 after the CTA barrier, acquire, CTA barrier). The spin is bounded: past timeout_ns of the
  * global timer the block records the stalled task in host-visible memory (sc_mega_err), raises
  * the abort word that makes every other spinning block leave too, and the kernel ends; the host
  * reports it at synchronize (cuda_mega.c). While thread 0 spins, warps 1..7 ask L2 for this
@@ -54,6 +55,12 @@ __device__ __forceinline__ unsigned ld_acquire(const unsigned *p) {
     unsigned v;
     asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
     return v;
+}
+
+__device__ __forceinline__ unsigned atom_add_release(unsigned *p, unsigned v) {
+    unsigned old;
+    asm volatile("atom.add.release.gpu.u32 %0, [%1], %2;" : "=r"(old) : "l"(p), "r"(v) : "memory");
+    return old;
 }
 
 __device__ __forceinline__ long long global_ns() {
@@ -193,8 +200,7 @@ __device__ __forceinline__ bool mega_barrier(sc_mega_sync *sy, sc_mega_err *err,
     if (threadIdx.x == 0) {
         int go = 1;
         const unsigned inc = blockIdx.x == 0 ? 0x80000000u - (gridDim.x - 1u) : 1u;
-        __threadfence();
-        const unsigned old = atomicAdd(&sy->arrive, inc);
+        const unsigned old = atom_add_release(&sy->arrive, inc);
         long long t0 = 0;
         unsigned polls = 0;
         while (((ld_acquire(&sy->arrive) ^ old) & 0x80000000u) == 0u) {
@@ -212,7 +218,6 @@ __device__ __forceinline__ bool mega_barrier(sc_mega_sync *sy, sc_mega_err *err,
                 break;
             }
         }
-        __threadfence();
         *s_go = go;
     } else if (threadIdx.x >= 32) {
         mega_prefetch(tasks, pf, threadIdx.x - 32, blockDim.x - 32);
@@ -223,7 +228,7 @@ __device__ __forceinline__ bool mega_barrier(sc_mega_sync *sy, sc_mega_err *err,
 }
 
 /* MINB: the blocks per SM its registers must allow (__launch_bounds__): 1 takes what the bodies
- * want (the decode attention's set the count, ptxas: ~212 on sm_90, no spills); 2 caps them at
+ * want (the decode attention's set the count, ptxas: 210 on sm_90, no spills); 2 caps them at
  * 128 (the attention body spills) for twice the warps per SM (SISA_CUDA_MEGA_BPS=2). */
 template <int MINB>
 __global__ void __launch_bounds__(SC_MEGA_THREADS, MINB)
