@@ -17,7 +17,7 @@ left() { [ $SECONDS -lt "$1" ]; }
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,temperature.gpu --format=csv,noheader
 echo "== CUDA tests"
 t() { local n=$1 lim=$2; shift 2; timeout "$lim" "$@" > "$OUT/t-$n.txt" 2>&1; echo "$n: rc $? | $(tail -1 "$OUT/t-$n.txt" | cut -c1-150)"; }
-t decode 150 $B/tests/test_decode cuda
+t decode 240 $B/tests/test_decode cuda
 t conform-mm-sdpa 90 sh -c "$B/tests/conformance/conform --backend cuda --op MATMUL && $B/tests/conformance/conform --backend cuda --op SDPA"
 t smoke 120 $B/tests/test_cuda_smoke
 grep -hE "^FAIL|FAIL " "$OUT"/t-*.txt | head -8
