@@ -8,6 +8,8 @@
  * views and mixed dtypes), SDPA form A and B on both own kernels (fp32 scalar; bf16 tensor-core
  * wmma, d_qk 80 != d_v 64) and cuDNN where it takes the shape, decode with p0, SSM_DECAY ->
  * SSM_CHANNELS in both modes, and the smaller ops. The conformance suite is the full check.
+ * Also the persistent decode kernel's grid barrier (mega.cu): many barriers in one launch, and a
+ * block that never arrives must end the launch with a report, not hang.
  *
  * Exit 77 (meson: skipped) with the reason when the machine has no CUDA device (CI: the stub
  * libcuda makes cudaGetDeviceCount fail with error 35).
@@ -18,6 +20,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "backends/cuda/cuda_internal.h"
 #include "error.h"
 #include "graph.h"
 #include "smoke_common.h"
@@ -148,6 +151,41 @@ static const smoke_case decode_cases[] = {
     {"decode SDPA bf16/f16 generic", c_decode_generic},
 };
 
+/* The persistent decode kernel's grid barrier (cuda_mega.c's self-test): n tasks with a barrier
+ * after each, every block checking that all blocks counted themselves into the task before; then
+ * block 0 leaves after the first task: the others must give up after the 100 ms timeout and
+ * synchronize report it (the task, "persistent decode kernel"); then the barrier works again. */
+static void mega_barrier_checks(smoke_runner *r) {
+    sisa_device *d = NULL;
+    sisa_stream *st = NULL;
+    printf("-- persistent decode kernel: grid barrier self-test\n");
+    if (sisa_device_open("cuda", 0, &d) != SISA_OK || d->iface->stream_new(d, &st) != SISA_OK) {
+        printf("FAIL opening a CUDA stream: %s\n", sisa_last_error());
+        r->checks++;
+        r->failures++;
+        sisa_device_free(d);
+        return;
+    }
+    struct {
+        int n;
+        bool stall;
+        sisa_status want;
+        const char *text;
+    } runs[] = {{300, false, SISA_OK, NULL},
+                {4, true, SISA_INTERNAL, "grid barrier after task 1 of 4"},
+                {64, false, SISA_OK, NULL}};
+    for (size_t i = 0; i < sizeof runs / sizeof *runs; i++) {
+        sisa_status got = sc_mega_selftest(st, runs[i].n, runs[i].stall, runs[i].stall ? 100 : 2000);
+        const bool ok = got == runs[i].want && (!runs[i].text || strstr(sisa_last_error(), runs[i].text));
+        printf("  %s %d tasks%s: %s%s%s\n", ok ? "ok  " : "FAIL", runs[i].n, runs[i].stall ? ", block 0 leaves" : "",
+               sisa_status_name(got), got != SISA_OK ? ": " : "", got != SISA_OK ? sisa_last_error() : "");
+        r->checks++;
+        r->failures += !ok;
+    }
+    st->iface->free(st);
+    sisa_device_free(d);
+}
+
 int main(void) {
     if (smoke_probe("cuda", "CUDA")) return 77;
     sisa_device_info info;
@@ -191,6 +229,7 @@ int main(void) {
     smoke_run_case(&r, "RMS_NORM f32, bf16", smoke_rms_norm);
     smoke_run_cases(&r, smoke_ssm_cases, SMOKE_N(smoke_ssm_cases));
     smoke_run_cases(&r, smoke_small_cases, SMOKE_N(smoke_small_cases));
+    mega_barrier_checks(&r);
     /* last (a fault would spoil the cases after it): the decode SDPA's cluster form (sm_90; on
      * older devices the backend takes the split kernel for it) */
     setenv("SISA_CUDA_DECODE_ATTN", "cluster", 1);

@@ -11,6 +11,8 @@
  *   - a model whose alpha_proj.bias is pushed to +2 (fast decay: max|g - c| >> 11): form A reports
  *     the clamp active, decoding 200 positions stays finite, and on every prefix where the clamp is
  *     still inactive the steps equal form A.
+ *   - every step path (run_paths), on CUDA the persistent decode kernel among them, and (CUDA)
+ *     that kernel against the CUDA-graph replay with bf16 weights (run_mega_vs_graph).
  */
 #include <math.h>
 #include <stdio.h>
@@ -178,31 +180,59 @@ done:
  * every step (the old path), the residual rows in the arena instead of the session's buffer, g
  * copied into its cache instead of written there by SSM_DECAY, and (CUDA) the kernels launched
  * without programmatic dependence, the decode SDPA without counters (split kernel: one block per
- * (b, h, query)), the old chunk kernels and the cluster form (sm_90): every step of every path
- * equals the forward. */
+ * (b, h, query)), the old chunk kernels, the cluster form (sm_90), and the persistent decode
+ * kernel (SISA_CUDA_MEGA=require: its replay fails rather than fall back to a CUDA graph) with
+ * its phases, with a barrier after every task, with 2 blocks per SM and with split-less attention:
+ * every step of every path equals the forward. */
+#define MAX_ENV 3
+typedef struct env_set {
+    const char *kv[MAX_ENV][2]; /* name, value ("1" when NULL); name NULL ends */
+} env_set;
+
+static const env_set step_paths[] = {
+    {{{"SISA_DECODE_BUCKET", "8"}}},
+    {{{"SISA_DECODE_BUCKET", "8"}, {"SISA_DECODE_NO_FUSE", NULL}}},
+    {{{"SISA_DECODE_BUCKET", "8"}, {"SISA_CUDA_NO_GRAPH", NULL}}},
+    {{{"SISA_DECODE_BUCKET", "8"}, {"SISA_DECODE_REBUILD", NULL}}},
+    {{{"SISA_DECODE_BUCKET", "8"}, {"SISA_DECODE_NO_RESID", NULL}}},
+    {{{"SISA_DECODE_BUCKET", "8"}, {"SISA_DECODE_G_CPY", NULL}}},
+    {{{"SISA_DECODE_BUCKET", "8"}, {"SISA_CUDA_PDL", "0"}}},
+    {{{"SISA_DECODE_BUCKET", "8"}, {"SISA_CUDA_ATTN_ONE", "0"}}},
+    {{{"SISA_DECODE_BUCKET", "8"}, {"SISA_CUDA_DECODE_ATTN", "old"}}},
+    {{{"SISA_DECODE_BUCKET", "8"}, {"SISA_CUDA_DECODE_ATTN", "cluster"}}},
+    {{{"SISA_DECODE_BUCKET", "8"}, {"SISA_CUDA_MEGA", "require"}}},
+    {{{"SISA_DECODE_BUCKET", "8"}, {"SISA_CUDA_MEGA", "require"}, {"SISA_CUDA_MEGA_PHASES", "0"}}},
+    {{{"SISA_DECODE_BUCKET", "8"}, {"SISA_CUDA_MEGA", "require"}, {"SISA_CUDA_MEGA_BPS", "2"}}},
+    {{{"SISA_DECODE_BUCKET", "8"}, {"SISA_CUDA_MEGA", "require"}, {"SISA_CUDA_ATTN_ONE", "0"}}},
+};
+
+static void env_apply(const env_set *e, bool on, char *what, size_t len) {
+    if (what) snprintf(what, len, "step path bucket 8");
+    for (int k = 0; k < MAX_ENV && e->kv[k][0]; k++) {
+        const char *v = e->kv[k][1] ? e->kv[k][1] : "1";
+        if (!on) {
+            unsetenv(e->kv[k][0]);
+            continue;
+        }
+        setenv(e->kv[k][0], v, 1);
+        if (what && k > 0) {
+            const size_t n = strlen(what);
+            snprintf(what + n, len - n, " + %s%s%s", e->kv[k][0], e->kv[k][1] ? "=" : "",
+                     e->kv[k][1] ? e->kv[k][1] : "");
+        }
+    }
+}
+
 static void run_paths(const char *dir, const char *arch, const char *be) {
-    static const char *const envs[][4] = { /* name = value, and a second name = value (or "1") */
-        {"SISA_DECODE_BUCKET", "8", NULL, NULL},
-        {"SISA_DECODE_BUCKET", "8", "SISA_DECODE_NO_FUSE", NULL},
-        {"SISA_DECODE_BUCKET", "8", "SISA_CUDA_NO_GRAPH", NULL},
-        {"SISA_DECODE_BUCKET", "8", "SISA_DECODE_REBUILD", NULL},
-        {"SISA_DECODE_BUCKET", "8", "SISA_DECODE_NO_RESID", NULL},
-        {"SISA_DECODE_BUCKET", "8", "SISA_DECODE_G_CPY", NULL},
-        {"SISA_DECODE_BUCKET", "8", "SISA_CUDA_PDL", "0"},
-        {"SISA_DECODE_BUCKET", "8", "SISA_CUDA_ATTN_ONE", "0"},
-        {"SISA_DECODE_BUCKET", "8", "SISA_CUDA_DECODE_ATTN", "old"},
-        {"SISA_DECODE_BUCKET", "8", "SISA_CUDA_DECODE_ATTN", "cluster"},
-    };
     const int64_t V = 256;
     float *A = malloc(sizeof(float) * N * V), *D = malloc(sizeof(float) * V);
     int32_t tok[N];
     seq(tok, N, 2);
-    for (size_t e = 0; e < sizeof envs / sizeof *envs; e++) {
-        setenv(envs[e][0], envs[e][1], 1);
-        if (envs[e][2]) setenv(envs[e][2], envs[e][3] ? envs[e][3] : "1", 1);
-        char what[160];
-        snprintf(what, sizeof what, "step path bucket 8%s%s%s%s", envs[e][2] ? " + " : "",
-                 envs[e][2] ? envs[e][2] : "", envs[e][3] ? "=" : "", envs[e][3] ? envs[e][3] : "");
+    for (size_t e = 0; e < sizeof step_paths / sizeof *step_paths; e++) {
+        if (strcmp(be, "cuda") && !strcmp(step_paths[e].kv[1][0] ? step_paths[e].kv[1][0] : "", "SISA_CUDA_MEGA"))
+            continue; /* a CUDA recording mode: elsewhere the same path as the first */
+        char what[200];
+        env_apply(&step_paths[e], true, what, sizeof what);
         sisa_load_options o = {.backend = be, .max_tokens = N};
         sisa_model *m = NULL;
         sisa_session *s = NULL;
@@ -237,11 +267,55 @@ static void run_paths(const char *dir, const char *arch, const char *be) {
         printf("%-16s %-8s %s: max normalised error %.2e\n", arch, be, what, worst);
         sisa_session_free(s);
         sisa_model_free(m);
-        unsetenv(envs[e][0]);
-        if (envs[e][2]) unsetenv(envs[e][2]);
+        env_apply(&step_paths[e], false, NULL, 0);
     }
     free(A);
     free(D);
+}
+
+/* The logits of steps 3 .. N-1 (bucket 8) of a model with 16-bit weights (the streaming GEMV,
+ * bf16 caches where compute is bf16) through the step path env e, into L ((N - 3) x V). */
+static bool steps_with(const char *dir, const char *be, sisa_dtype_public compute, const env_set *e, float *L) {
+    const int64_t V = 256;
+    int32_t tok[N];
+    seq(tok, N, 4);
+    env_apply(e, true, NULL, 0);
+    sisa_load_options o = {.backend = be, .max_tokens = N, .compute_dtype = compute};
+    sisa_model *m = NULL;
+    sisa_session *s = NULL;
+    bool ok = sisa_model_load(dir, &o, &m) == SISA_OK && sisa_session_new(m, N, &s) == SISA_OK &&
+              sisa_session_prefill(s, tok, 3, NULL) == SISA_OK;
+    for (int t = 3; ok && t < N; t++) ok = sisa_session_step(s, &tok[t], L + (size_t)(t - 3) * V) == SISA_OK;
+    sisa_session_free(s);
+    sisa_model_free(m);
+    env_apply(e, false, NULL, 0);
+    return ok;
+}
+
+/* CUDA: the persistent decode kernel against the CUDA-graph replay of the same steps, bf16 weights
+ * with f32 and with bf16 activations. Same kernels' bodies, same plans: the same values are
+ * expected (printed: bit-identical or not); the check is the decode bound. */
+static void run_mega_vs_graph(const char *dir, const char *arch, const char *be) {
+    static const env_set graph = {{{"SISA_DECODE_BUCKET", "8"}}};
+    static const env_set mega = {{{"SISA_DECODE_BUCKET", "8"}, {"SISA_CUDA_MEGA", "require"}}};
+    const size_t n = (size_t)(N - 3) * 256;
+    float *G = malloc(n * sizeof *G), *M = malloc(n * sizeof *M);
+    for (int c = 0; c < 2; c++) {
+        const sisa_dtype_public cd = c ? SISA_DTYPE_BF16 : SISA_DTYPE_F32;
+        char what[96];
+        snprintf(what, sizeof what, "bf16 weights, %s activations: persistent kernel vs CUDA graph",
+                 c ? "bf16" : "f32");
+        double worst = 0;
+        if (!steps_with(dir, be, cd, &graph, G) || !steps_with(dir, be, cd, &mega, M)) {
+            fail(what, arch, be);
+            continue;
+        }
+        check(rel_err(M, G, n), what, arch, be, &worst);
+        printf("%-16s %-8s %s: normalised error %.2e (%s)\n", arch, be, what, worst,
+               memcmp(M, G, n * sizeof *G) ? "not bit-identical" : "bit-identical");
+    }
+    free(G);
+    free(M);
 }
 
 /* alpha_proj.bias -> +2 in a written model dir (safetensors writer, data copied otherwise) */
@@ -353,12 +427,14 @@ int main(int argc, char **argv) {
     char root[] = "/tmp/sisa-decode-XXXXXX";
     if (!mkdtemp(root)) return 1;
     const char *archs[2] = {"tiny", "tiny-transformer"};
-    char dirs[3][600];
+    char dirs[3][600], dirs16[2][600]; /* dirs16: the same with bf16 weights */
     for (int i = 0; i < 2; i++) {
         sisa_config cfg;
         snprintf(dirs[i], sizeof dirs[i], "%s/%s", root, archs[i]);
+        snprintf(dirs16[i], sizeof dirs16[i], "%s/%s-bf16", root, archs[i]);
         if (sisa_config_from_name(archs[i], &cfg) != SISA_OK ||
-            sisa_model_init_dir(&cfg, 5 + i, SISA_DTYPE_F32, dirs[i]) != SISA_OK) {
+            sisa_model_init_dir(&cfg, 5 + i, SISA_DTYPE_F32, dirs[i]) != SISA_OK ||
+            sisa_model_init_dir(&cfg, 5 + i, SISA_DTYPE_BF16, dirs16[i]) != SISA_OK) {
             printf("FAIL init %s: %s\n", archs[i], sisa_last_error());
             return 1;
         }
@@ -375,6 +451,8 @@ int main(int argc, char **argv) {
         if (!backend_present(backends[b])) continue;
         for (int i = 0; i < 2; i++) run_exact(dirs[i], archs[i], backends[b]);
         for (int i = 0; i < 2; i++) run_paths(dirs[i], archs[i], backends[b]);
+        if (!strcmp(backends[b], "cuda"))
+            for (int i = 0; i < 2; i++) run_mega_vs_graph(dirs16[i], archs[i], backends[b]);
         run_clamp(dirs[2], backends[b]);
     }
     char cmd[700];

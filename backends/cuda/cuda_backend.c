@@ -308,6 +308,7 @@ static void stream_free(sisa_stream *st) {
         cudaSetDevice(s->dev->ordinal);
         cudaStreamSynchronize(s->stream);
         sc_prof_free(s);
+        sc_mega_stream_free(s);
         cudaFree(s->workspace);
         cudaFree(s->attn_count);
         cudaStreamDestroy(s->stream);
@@ -323,8 +324,25 @@ static sisa_status node_fail(sisa_status st, const sisa_tensor *n, int i, sc_ker
                            sc_kernel_name(k));
 }
 
-/* b_const: for SC_K_GEMV, sc_gemv_b_const of its b. */
+void sc_attn_choose(const sc_stream *s, sc_attn_choice *c) {
+    /* the split kernel, blocks per (b, h, query) from the SM count, the last one combines;
+     * SISA_CUDA_DECODE_ATTN=old: the chunk kernels (decode_attn.cu). SISA_CUDA_ATTN_ONE=0:
+     * no counters — old: partial + combine as two kernels; split: one block per (b, h, query).
+     * SISA_CUDA_DECODE_SPLIT=N: N blocks per (b, h, query) instead of the SM count's (bench);
+     * SISA_CUDA_DECODE_ATTN=cluster (sm_90+, else the default): 8-block clusters combining in
+     * distributed shared memory (measurement) */
+    const char *one = getenv("SISA_CUDA_ATTN_ONE"), *which = getenv("SISA_CUDA_DECODE_ATTN");
+    const char *split = getenv("SISA_CUDA_DECODE_SPLIT");
+    c->count = one && one[0] == '0' ? NULL : s->attn_count;
+    c->old = which && strcmp(which, "old") == 0;
+    c->cluster = which && strcmp(which, "cluster") == 0 && s->dev->prop.major >= 9;
+    c->split = split ? atoi(split) : 0;
+}
+
+/* b_const: for SC_K_GEMV, sc_gemv_b_const of its b. While a persistent-kernel recording is built
+ * (s->mega), the launch becomes its task instead (cuda_mega.c). */
 static cudaError_t launch(sc_stream *s, sc_kernel k, const sc_node *n, int b_const) {
+    if (s->mega) return sc_mega_add_kernel(s, k, n, b_const);
     switch (k) {
     case SC_K_ELEMENTWISE: return sc_launch_elementwise(n, s->stream);
     case SC_K_RMS_NORM: return sc_launch_rms_norm(n, s->stream);
@@ -340,21 +358,11 @@ static cudaError_t launch(sc_stream *s, sc_kernel k, const sc_node *n, int b_con
     case SC_K_GEMV: return sc_launch_gemv(n, s->dev->prop.multiProcessorCount, b_const, s->stream);
     case SC_K_SDPA_DECODE: {
         if (sc_decode_attn_workspace(n) > s->workspace_size) return cudaErrorInvalidValue;
-        /* the split kernel, blocks per (b, h, query) from the SM count, the last one combines;
-         * SISA_CUDA_DECODE_ATTN=old: the chunk kernels (decode_attn.cu). SISA_CUDA_ATTN_ONE=0:
-         * no counters — old: partial + combine as two kernels; split: one block per (b, h, query).
-         * SISA_CUDA_DECODE_SPLIT=N: N blocks per (b, h, query) instead of the SM count's (bench);
-         * SISA_CUDA_DECODE_ATTN=cluster (sm_90+, else the default): 8-block clusters combining in
-         * distributed shared memory (measurement) */
-        const char *one = getenv("SISA_CUDA_ATTN_ONE"), *which = getenv("SISA_CUDA_DECODE_ATTN");
-        const char *split = getenv("SISA_CUDA_DECODE_SPLIT");
-        unsigned *count = one && one[0] == '0' ? NULL : s->attn_count;
-        if (which && strcmp(which, "old") == 0)
-            return sc_launch_decode_attn(n, s->workspace, count, s->n_attn_count, s->stream);
-        const int cluster = which && strcmp(which, "cluster") == 0 && s->dev->prop.major >= 9;
-        return sc_launch_decode_attn_split(n, s->workspace, count, s->n_attn_count,
-                                           s->dev->prop.multiProcessorCount, split ? atoi(split) : 0,
-                                           cluster, s->stream);
+        sc_attn_choice c;
+        sc_attn_choose(s, &c);
+        if (c.old) return sc_launch_decode_attn(n, s->workspace, c.count, s->n_attn_count, s->stream);
+        return sc_launch_decode_attn_split(n, s->workspace, c.count, s->n_attn_count,
+                                           s->dev->prop.multiProcessorCount, c.split, c.cluster, s->stream);
     }
     default: return cudaErrorInvalidValue;
     }
@@ -411,7 +419,10 @@ static sisa_status compute_node(sc_stream *s, sisa_graph *g, int i, int first, c
     }
     *kind = sc_kernel_name(k);
     sisa_status rs = SISA_OK;
-    if (k == SC_K_MATMUL_LT)
+    if (s->mega && (k == SC_K_MATMUL_LT || k == SC_K_SDPA_CUDNN)) /* library calls: no task for them */
+        sc_mega_refuse(s, "node %d '%s' (%s) runs a library kernel (%s)", i, node->name,
+                       sisa_op_name(node->op), sc_kernel_name(k));
+    else if (k == SC_K_MATMUL_LT)
         rs = sc_matmul_lt_run(s, node, &n);
     else if (k == SC_K_SDPA_CUDNN)
         rs = sc_cudnn_sdpa_run(s, node, &n);
@@ -428,9 +439,10 @@ static sisa_status stream_sync(sisa_stream *st) {
     SISA_TRY(set_device(s->dev));
     cudaError_t e = cudaStreamSynchronize(s->stream);
     if (e == cudaSuccess) e = cudaGetLastError();
-    return e == cudaSuccess ? SISA_OK
-                            : sisa_err_prefix(sc_cuda_err(e, "cudaStreamSynchronize"),
-                                              "backend 'cuda' device %d", s->dev->ordinal);
+    if (e != cudaSuccess)
+        return sisa_err_prefix(sc_cuda_err(e, "cudaStreamSynchronize"), "backend 'cuda' device %d",
+                               s->dev->ordinal);
+    return sc_mega_check(s); /* a persistent kernel's barrier that timed out */
 }
 
 static const sisa_stream_iface cuda_stream_iface = {.free = stream_free,

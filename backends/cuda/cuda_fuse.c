@@ -118,7 +118,8 @@ bool sc_fuse_node(sc_stream *s, sisa_graph *g, int i, int first, sisa_status *st
     sc_ssm_augment f;
     int jc, jb;
     if (!find(g, i, &f, &jc, &jb)) return false;
-    cudaError_t e = sc_launch_ssm_augment(&f, s->stream);
+    /* (a task of the persistent kernel while one is recorded: cuda_mega.c) */
+    cudaError_t e = s->mega ? sc_mega_add_ssm_augment(s, &f) : sc_launch_ssm_augment(&f, s->stream);
     if (e != cudaSuccess) {
         *st = sc_cuda_err(e, "kernel launch (SSM_CHANNELS fused with AUGMENT)");
         return true;

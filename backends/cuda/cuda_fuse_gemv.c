@@ -123,8 +123,10 @@ bool sc_gemv_fuse_node(sc_stream *s, sisa_graph *g, int i, sisa_status *st) {
                 mm->name, add ? " + ADD " : "", add ? add->name : "");
     s->gemv_skip[0] = pro ? mm : NULL;
     s->gemv_skip[1] = add;
-    cudaError_t ce = sc_launch_gemv_fused(&f, s->dev->prop.multiProcessorCount,
-                                          sc_gemv_b_const(s, g, mm->src[1]), s->stream);
+    const int b_const = sc_gemv_b_const(s, g, mm->src[1]);
+    /* (a task of the persistent kernel while one is recorded: cuda_mega.c) */
+    cudaError_t ce = s->mega ? sc_mega_add_gemv(s, &f, b_const)
+                             : sc_launch_gemv_fused(&f, s->dev->prop.multiProcessorCount, b_const, s->stream);
     if (ce != cudaSuccess) *st = sc_cuda_err(ce, "fused GEMV launch");
     return true;
 }

@@ -12,7 +12,9 @@
  * takes the node's sc_node by value first, and that later arguments depend only on shapes and
  * fixed addresses, which an update may not change (backend.h). A kernel whose first parameter is
  * not an sc_node (cuBLASLt, cuDNN) cannot be updated: SISA_UNSUPPORTED, and the caller computes
- * normally. SISA_CUDA_NO_GRAPH=1 turns recording off.
+ * normally. SISA_CUDA_NO_GRAPH=1 turns recording off. SISA_CUDA_MEGA=1 records the nodes as the
+ * task list of one persistent kernel instead where it can take them all (cuda_mega.c; this file
+ * passes such recordings on), else as a CUDA graph here.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +42,7 @@ typedef struct rec_node {
 } rec_node;
 
 typedef struct sc_recording {
+    int kind; /* SC_REC_GRAPH (cuda_internal.h) */
     cudaGraph_t graph;
     cudaGraphExec_t exec;
     int first, last;
@@ -153,7 +156,9 @@ static void count_nodes(sc_stream *s, const sc_recording *r, int first, int last
     }
     cudaGetLastError();
     free(nodes);
-    sc_prof_recorded(s, kernels, other);
+    char desc[96];
+    snprintf(desc, sizeof desc, "%d kernel nodes, %d other nodes", kernels, other);
+    sc_prof_recorded(s, "CUDA-graph", desc);
     if (getenv("SISA_CUDA_TRACE"))
         fprintf(stderr, "cuda: recorded nodes [%d, %d) as a CUDA graph of %d kernel nodes, %d other "
                         "nodes%s\n", first, last, kernels, other, sc_pdl_on() ? " (programmatic launches)" : "");
@@ -165,11 +170,24 @@ sisa_status sc_graph_record(sisa_stream *st, sisa_graph *g, int first, int last,
     if (off && off[0] && strcmp(off, "0") != 0)
         return sisa_err(SISA_UNSUPPORTED, "cuda: graph recording is off (SISA_CUDA_NO_GRAPH)");
     sc_stream *s = st->ctx;
+    const int mega = sc_mega_mode(); /* SISA_CUDA_MEGA: the persistent kernel, where it takes the nodes */
+    if (mega) {
+        char why[SISA_REASON_LEN] = "";
+        if (sc_mega_record(st, g, first, last, out, why) == SISA_OK) return SISA_OK;
+        if (getenv("SISA_CUDA_TRACE"))
+            fprintf(stderr, "cuda: no persistent kernel for nodes [%d, %d): %s%s\n", first, last, why,
+                    mega == 2 ? " (SISA_CUDA_MEGA=require: its replays fail)" : "; recording a CUDA graph");
+        if (mega == 2) { /* tests: say so at replay instead of falling back */
+            *out = sc_mega_refused(why);
+            return *out ? SISA_OK : sisa_err(SISA_OUT_OF_MEMORY, "cuda: out of host memory");
+        }
+    }
     sc_recording *r = calloc(1, sizeof *r);
     if (!r || !(r->nodes = calloc((size_t)(last - first + 1), sizeof *r->nodes))) {
         free(r);
         return sisa_err(SISA_OUT_OF_MEMORY, "cuda: out of host memory for a graph recording");
     }
+    r->kind = SC_REC_GRAPH;
     r->first = first;
     r->last = last;
     cudaError_t e = cudaSetDevice(s->dev->ordinal);
@@ -213,6 +231,7 @@ sisa_status sc_graph_record(sisa_stream *st, sisa_graph *g, int first, int last,
 }
 
 sisa_status sc_graph_update(sisa_stream *st, void *rec, sisa_graph *g, int i) {
+    if (*(const int *)rec == SC_REC_MEGA) return sc_mega_update(st, rec, g, i);
     sc_recording *r = rec;
     if (i < r->first || i >= r->last)
         return sisa_err(SISA_INVALID_ARG, "cuda graph update: node %d outside the recording", i);
@@ -248,6 +267,7 @@ sisa_status sc_graph_update(sisa_stream *st, void *rec, sisa_graph *g, int i) {
 }
 
 sisa_status sc_graph_replay(sisa_stream *st, void *rec) {
+    if (*(const int *)rec == SC_REC_MEGA) return sc_mega_replay(st, rec);
     sc_stream *s = st->ctx;
     sc_recording *r = rec;
     const bool prof = sc_prof_on(s);
@@ -259,6 +279,10 @@ sisa_status sc_graph_replay(sisa_stream *st, void *rec) {
 }
 
 void sc_graph_release(sisa_stream *st, void *rec) {
+    if (rec && *(const int *)rec == SC_REC_MEGA) {
+        sc_mega_release(st, rec);
+        return;
+    }
     sc_stream *s = st->ctx;
     if (rec) cudaStreamSynchronize(s->stream);
     rec_free(rec);

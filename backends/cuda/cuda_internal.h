@@ -12,9 +12,12 @@
 #include "backend.h"
 #include "cuda_decode_kernels.h"
 #include "cuda_kernels.h"
+#include "cuda_mega.h"
 
 typedef struct sc_matmul_plan sc_matmul_plan;
 typedef struct sc_cudnn_state sc_cudnn_state;
+typedef struct sc_mega_build sc_mega_build;
+typedef struct sc_mega_rec sc_mega_rec;
 
 typedef struct sc_device {
     int ordinal;
@@ -42,6 +45,10 @@ typedef struct sc_stream {
     bool last_covered;               /* the last node computed was covered by a fused kernel
                                       * launched for an earlier node (cuda_graph.c) */
     struct sc_prof *prof;            /* SISA_CUDA_PROFILE tables (cuda_profile.c), or NULL */
+    sc_mega_build *mega;             /* non-NULL while a persistent-kernel recording is built:
+                                      * the dispatcher's launches become its tasks (cuda_mega.c) */
+    sc_mega_err *mega_err;           /* a stalled barrier's report (mapped host memory), or NULL */
+    sc_mega_rec *mega_last;          /* the persistent-kernel recording replayed last, or NULL */
 } sc_stream;
 
 /* Kernel choice for a node: what supports_op reports and what graph_compute launches. */
@@ -100,6 +107,48 @@ bool sc_gemv_fuse_node(sc_stream *s, sisa_graph *g, int i, sisa_status *st);
  * a programmatic dependent), and only when no node of g writes memory b occupies. */
 bool sc_gemv_b_const(const sc_stream *s, const sisa_graph *g, const sisa_tensor *b);
 
+/* The first int of every recording (cuda_graph.c's CUDA graphs, cuda_mega.c's task lists). */
+enum { SC_REC_GRAPH = 1, SC_REC_MEGA = 2 };
+
+/* cuda_backend.c: the decode SDPA's launch switches (SISA_CUDA_ATTN_ONE, SISA_CUDA_DECODE_ATTN,
+ * SISA_CUDA_DECODE_SPLIT): the chunk kernels (old), the cluster form, blocks per (b, h, query)
+ * (0 = from the SM count) and the counters (NULL = none). */
+typedef struct sc_attn_choice {
+    bool old, cluster;
+    int split;
+    unsigned *count;
+} sc_attn_choice;
+void sc_attn_choose(const sc_stream *s, sc_attn_choice *c);
+
+/* cuda_mega.c: the persistent decode kernel (SISA_CUDA_MEGA=1; docs/CUDA.md). While s->mega is
+ * set, the dispatcher hands its launches here instead of to the stream (sc_mega_add_*): each
+ * becomes a task, or refuses (the recording then falls back to a CUDA graph) — cudaSuccess
+ * either way, nothing runs. sc_mega_mode: 0 off, 1 on, 2 "require" (tests: a refusal makes the
+ * replay fail instead of falling back). record answers SISA_UNSUPPORTED (why filled) when a node
+ * has no task. sc_mega_check: the report of a barrier that timed out during the last replay. */
+cudaError_t sc_mega_add_kernel(sc_stream *s, sc_kernel k, const sc_node *n, int b_const);
+cudaError_t sc_mega_add_gemv(sc_stream *s, const sc_gemv_fused *f, int b_const);
+cudaError_t sc_mega_add_ssm_augment(sc_stream *s, sc_ssm_augment *f);
+void sc_mega_refuse(sc_stream *s, const char *fmt, ...);
+int sc_mega_mode(void);
+sisa_status sc_mega_record(sisa_stream *st, sisa_graph *g, int first, int last, void **rec, char *why);
+void *sc_mega_refused(const char *why);
+sisa_status sc_mega_update(sisa_stream *st, void *rec, sisa_graph *g, int node);
+sisa_status sc_mega_replay(sisa_stream *st, void *rec);
+void sc_mega_release(sisa_stream *st, void *rec);
+sisa_status sc_mega_check(sc_stream *s);
+void sc_mega_stream_free(sc_stream *s);
+/* Pure host code (tests/test_cuda_mega_plan.c runs it without a device): does one of a, b write
+ * bytes the other reads or writes; the phases (barrier flags, first blocks) and the L2 prefetch
+ * schedule of t[0, n) on `grid` blocks (every: a barrier after each task); returns the barriers
+ * (-1: out of memory). */
+bool sc_mega_conflict(const sc_mega_task *a, const sc_mega_task *b);
+int sc_mega_schedule(sc_mega_task *t, int n, int grid, bool every, int64_t pf_budget, int32_t pf0[SC_MEGA_PF]);
+/* Self-test of the grid barrier (test_cuda_smoke.c): n_tasks tasks each checking that every block
+ * finished the one before; stall: block 0 leaves after the first, the others must time out after
+ * timeout_ms and the call return that report. */
+sisa_status sc_mega_selftest(sisa_stream *st, int n_tasks, bool stall, int timeout_ms);
+
 /* cuda_graph.c: record / replay (backend.h's optional stream functions) */
 sisa_status sc_graph_record(sisa_stream *st, sisa_graph *g, int first, int last, void **rec);
 sisa_status sc_graph_update(sisa_stream *st, void *rec, sisa_graph *g, int node);
@@ -115,7 +164,8 @@ void sc_prof_graph(sc_stream *s, const sisa_graph *g, int first);
 void sc_prof_start(sc_stream *s);
 void sc_prof_stop(sc_stream *s, const sisa_tensor *node, const char *kind);
 void sc_prof_replay(sc_stream *s, bool before);
-void sc_prof_recorded(sc_stream *s, int kernels, int other);
+/* what: "CUDA-graph" or "persistent-kernel"; desc: the recording (its kernels, tasks, ...) */
+void sc_prof_recorded(sc_stream *s, const char *what, const char *desc);
 void sc_prof_free(sc_stream *s);
 
 /* Error helpers: messages name the backend, the node and the native code. */

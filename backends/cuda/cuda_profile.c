@@ -11,10 +11,10 @@
  * the events sit between the kernels. Times are summed per label (kernel + the node's name
  * without "layers.<i>.", so the 12 layers' "proj" nodes are one row) for the graph computed most
  * recently: a different graph (other ops or shapes) starts a new table (a decode run ends with
- * its step graph's table). A CUDA-graph replay is timed as a whole (events around
- * cudaGraphLaunch, then waited for). The tables go to stderr
- * when the stream is freed. Profiling serialises the host and the device: its times are for
- * comparing nodes, not for throughput.
+ * its step graph's table). A replay of a recording is timed as a whole (events around
+ * cudaGraphLaunch, or around the persistent kernel's task copy and launch; then waited for).
+ * The tables go to stderr when the stream is freed. Profiling serialises the host and the
+ * device: its times are for comparing nodes, not for throughput.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -41,7 +41,7 @@ typedef struct sc_prof {
     bool ev_ok;
     int64_t replays;
     double replay_ms;
-    int rec_kernels, rec_other; /* of the last recording */
+    char rec_what[24], rec_desc[160]; /* the last recording */
 } sc_prof;
 
 bool sc_prof_on(const sc_stream *s) {
@@ -138,11 +138,11 @@ void sc_prof_replay(sc_stream *s, bool before) {
     cudaGetLastError();
 }
 
-void sc_prof_recorded(sc_stream *s, int kernels, int other) {
+void sc_prof_recorded(sc_stream *s, const char *what, const char *desc) {
     sc_prof *p = prof_get(s);
     if (!p) return;
-    p->rec_kernels = kernels;
-    p->rec_other = other;
+    snprintf(p->rec_what, sizeof p->rec_what, "%s", what);
+    snprintf(p->rec_desc, sizeof p->rec_desc, "%s", desc);
 }
 
 static int by_ms(const void *a, const void *b) {
@@ -176,10 +176,9 @@ void sc_prof_free(sc_stream *s) {
     if (!p) return;
     prof_print(p);
     if (p->replays > 0)
-        fprintf(stderr, "cuda profile: %lld CUDA-graph replays, %.1f us device time each (last "
-                        "recording: %d kernel nodes, %d other nodes)\n",
-                (long long)p->replays, 1e3 * p->replay_ms / (double)p->replays, p->rec_kernels,
-                p->rec_other);
+        fprintf(stderr, "cuda profile: %lld %s replays, %.1f us device time each (last recording: %s)\n",
+                (long long)p->replays, p->rec_what[0] ? p->rec_what : "recording", 1e3 * p->replay_ms / (double)p->replays,
+                p->rec_desc);
     if (p->ev_ok) {
         cudaEventDestroy(p->ev[0]);
         cudaEventDestroy(p->ev[1]);

@@ -7,62 +7,29 @@
  * the store. These ops are memory bound: the dtype switch is warp-uniform and costs nothing next
  * to the loads.
  */
-#include "sc_common.cuh"
+#include "cuda_mega.h"
+#include "elementwise.cuh"
 
-enum { OP_CPY = SC_OP_CPY, OP_EMBED = SC_OP_EMBED, OP_ADD = SC_OP_ADD, OP_SCALE = SC_OP_SCALE,
-       OP_SWIGLU = SC_OP_SWIGLU, OP_AUGMENT = SC_OP_AUGMENT };
-
-/* One block per destination row (grid-stride over rows): the row's coordinates and each source's
- * row base are computed once per row, so the per-element work is one strided load per source and
- * one store — no 64-bit divisions per element (they cost more than the memory traffic). */
+/* One block per destination row (grid-stride over rows): elementwise.cuh's ew_rows. */
 template <int OP>
 __global__ void k_elementwise(sc_node n, int64_t rows) {
     sc_pdl_wait();
-    const sc_tensor &d = n.dst, &a = n.src[0], &b = n.src[1];
-    const int64_t W = d.ne[3];
-    for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
-        const int64_t c2 = r % d.ne[2], q = r / d.ne[2], c1 = q % d.ne[1], c0 = q / d.ne[1];
-        int64_t ab = 0, bb = 0;
-        if (OP == OP_EMBED) { /* dst (1,B,T,D), ids (1,1,B,T), table (1,1,V,D) */
-            const int32_t id = ((const int32_t *)b.p)[sc_off(b, 0, 0, c1, c2)];
-            ab = (id >= 0 && id < a.ne[2]) ? id * a.nb[2] : -1;
-        } else {
-            ab = c0 * a.nb[0] + c1 * a.nb[1] + c2 * a.nb[2];
-        }
-        if (OP == OP_ADD)
-            bb = (b.ne[0] == 1 ? 0 : c0) * b.nb[0] + (b.ne[1] == 1 ? 0 : c1) * b.nb[1] +
-                 (b.ne[2] == 1 ? 0 : c2) * b.nb[2];
-        else if (OP == OP_SWIGLU || OP == OP_AUGMENT)
-            bb = c0 * b.nb[0] + c1 * b.nb[1] + c2 * b.nb[2];
-        for (int64_t j = threadIdx.x; j < W; j += blockDim.x) {
-            float v;
-            if (OP == OP_CPY) {
-                v = sc_ld(a, ab + j * a.nb[3]);
-            } else if (OP == OP_SCALE) {
-                v = sc_ld(a, ab + j * a.nb[3]) * n.fp[0];
-            } else if (OP == OP_ADD) {
-                v = sc_ld(a, ab + j * a.nb[3]) + sc_ld(b, bb + (b.ne[3] == 1 ? 0 : j) * b.nb[3]);
-            } else if (OP == OP_SWIGLU) {
-                const float g = sc_ld(a, ab + j * a.nb[3]), u = sc_ld(b, bb + j * b.nb[3]);
-                v = g / (1.0f + expf(-g)) * u;
-            } else if (OP == OP_AUGMENT) {
-                const int64_t Da = a.ne[3], Db = b.ne[3];
-                v = j < Da ? sc_ld(a, ab + j * a.nb[3])
-                  : j < Da + Db ? sc_ld(b, bb + (j - Da) * b.nb[3]) : 0.0f;
-            } else { /* EMBED: an id out of range gives a zero row (ops.h) */
-                v = ab >= 0 ? sc_ld(a, ab + j * a.nb[3]) : 0.0f;
-            }
-            sc_st(d, r * W + j, v);
-        }
-    }
+    ew_rows<OP>(n, rows, blockIdx.x, gridDim.x);
+}
+
+/* Blocks of the launch (one per destination row, capped; 0 = nothing to do); *rows the rows. */
+static unsigned ew_blocks(const sc_node *n, int64_t *rows) {
+    *rows = n->dst.ne[0] * n->dst.ne[1] * n->dst.ne[2];
+    if (*rows == 0 || n->dst.ne[3] == 0) return 0;
+    return *rows < (int64_t)65535 * 32 ? (unsigned)*rows : 65535u * 32u;
 }
 
 extern "C" cudaError_t sc_launch_elementwise(const sc_node *n, cudaStream_t s) {
-    const int64_t rows = n->dst.ne[0] * n->dst.ne[1] * n->dst.ne[2], W = n->dst.ne[3];
-    if (rows == 0 || W == 0) return cudaSuccess;
+    int64_t total;
+    const unsigned blocks = ew_blocks(n, &total);
+    if (blocks == 0) return cudaSuccess;
+    const int64_t W = n->dst.ne[3];
     const int threads = W >= 512 ? 256 : W >= 128 ? 128 : 64;
-    const unsigned blocks = rows < (int64_t)65535 * 32 ? (unsigned)rows : 65535u * 32u;
-    const int64_t total = rows;
     cudaError_t e;
     switch (n->op) {
     case OP_CPY: e = sc_launch(k_elementwise<OP_CPY>, dim3(blocks), dim3(threads), 0, s, *n, total); break;
@@ -74,4 +41,17 @@ extern "C" cudaError_t sc_launch_elementwise(const sc_node *n, cudaStream_t s) {
     default: return cudaErrorInvalidValue;
     }
     return e;
+}
+
+/* The persistent kernel's task: the same rows and blocks (any block size gives the same values). */
+extern "C" int sc_mega_elementwise(const sc_node *n, sc_mega_task *t) {
+    switch (n->op) {
+    case OP_CPY: case OP_EMBED: case OP_ADD: case OP_SCALE: case OP_SWIGLU: case OP_AUGMENT: break;
+    default: return 0;
+    }
+    t->kind = SC_MT_ELEMENTWISE;
+    t->sub = n->op;
+    t->nvb = (int32_t)ew_blocks(n, &t->rows);
+    t->u.n = *n;
+    return 1;
 }

@@ -14,164 +14,23 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cuda_decode_kernels.h"
-#include "sc_common.cuh"
-
-#define GEMV_WARPS 8
-#define GEMV_MAX_ROWS 4
-#define GEMV_SMEM_MAX (48 * 1024)
-
-__device__ __forceinline__ void unpack8(uint4 v, int dt, float out[8]) {
-    const uint32_t w[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-        if (dt == SC_BF16) {
-            out[2 * i] = __uint_as_float(w[i] << 16);
-            out[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
-        } else { /* f16 */
-            __half2 h = *reinterpret_cast<const __half2 *>(&w[i]);
-            float2 f = __half22float2(h);
-            out[2 * i] = f.x;
-            out[2 * i + 1] = f.y;
-        }
-    }
-}
-
-/* The 8 unpacked weights w against 8 staged f32 values at x (32-byte aligned). */
-__device__ __forceinline__ float dot8(const float w[8], const float *x) {
-    const float4 x0 = *(const float4 *)x, x1 = *(const float4 *)(x + 4);
-    return w[0] * x0.x + w[1] * x0.y + w[2] * x0.z + w[3] * x0.w + w[4] * x1.x + w[5] * x1.y + w[6] * x1.z +
-           w[7] * x1.w;
-}
-
-__device__ __forceinline__ float round_to(int dt, float v) {
-    if (dt == SC_BF16) return __bfloat162float(__float2bfloat16_rn(v));
-    if (dt == SC_F16) return __half2float(__float2half_rn(v));
-    return v;
-}
-
-/* Block-wide sum (blockDim.x = GEMV_WARPS * 32); red holds GEMV_WARPS floats. */
-__device__ __forceinline__ float gemv_block_sum(float v, float *red) {
-    v = sc_warp_sum(v);
-    const int w = threadIdx.x >> 5, l = threadIdx.x & 31;
-    __syncthreads();
-    if (l == 0) red[w] = v;
-    __syncthreads();
-    float t = 0.0f;
-#pragma unroll
-    for (int k = 0; k < GEMV_WARPS; k++) t += red[k];
-    return t;
-}
-
-/* The rows of a (or what the fused prologue makes of them) into xs as f32, rounded as the
- * unfused node would have stored them. */
-template <int R, int PRO>
-__device__ __forceinline__ void gemv_stage(const sc_node &n, const sc_gemv_fused *f, float *xs, float *red) {
-    const sc_tensor &a = n.src[0];
-    const int64_t A1 = a.ne[1], M = a.ne[2], K = a.ne[3];
-#pragma unroll
-    for (int r = 0; r < R; r++) {
-        const int64_t c0 = r / (A1 * M), c1 = (r / M) % A1, c2 = r % M;
-        if (PRO == SC_GEMV_PRO_NONE) {
-            const int64_t base = sc_off(a, c0, c1, c2, 0);
-            if (a.dt == SC_F32 && a.nb[3] == 1) { /* typed, unrolled: the loads are in flight together */
-                const float *ar = (const float *)a.p + base;
-#pragma unroll 4
-                for (int64_t k = threadIdx.x; k < K; k += blockDim.x) xs[r * K + k] = __ldg(ar + k);
-            } else {
-                for (int64_t k = threadIdx.x; k < K; k += blockDim.x) xs[r * K + k] = sc_ld(a, base + k * a.nb[3]);
-            }
-        } else if (PRO == SC_GEMV_PRO_RMS_NORM) { /* RMS_NORM(x = px, w = pw): norm.cu's math */
-            const sc_tensor &x = f->px, &w = f->pw;
-            const int64_t base = sc_off(x, c0, c1, c2, 0);
-            float ss = 0.0f;
-            for (int64_t k = threadIdx.x; k < K; k += blockDim.x) {
-                const float v = sc_ld(x, base + k * x.nb[3]);
-                xs[r * K + k] = v;
-                ss += v * v;
-            }
-            ss = gemv_block_sum(ss, red);
-            const float inv = rsqrtf(ss / (float)K + f->eps);
-            for (int64_t k = threadIdx.x; k < K; k += blockDim.x)
-                xs[r * K + k] = round_to(f->pro_dt, xs[r * K + k] * inv * sc_ld(w, k * w.nb[3]));
-        } else { /* SWIGLU(gate = px, up = pw): elementwise.cu's math */
-            const sc_tensor &gt = f->px, &up = f->pw;
-            const int64_t gb = sc_off(gt, c0, c1, c2, 0), ub = sc_off(up, c0, c1, c2, 0);
-            for (int64_t k = threadIdx.x; k < K; k += blockDim.x) {
-                const float g = sc_ld(gt, gb + k * gt.nb[3]), u = sc_ld(up, ub + k * up.nb[3]);
-                xs[r * K + k] = round_to(f->pro_dt, g / (1.0f + expf(-g)) * u);
-            }
-        }
-    }
-    __syncthreads();
-}
-
-template <int R, int PRO, int EPI>
-__device__ __forceinline__ void gemv_body(const sc_node &n, const sc_gemv_fused *f, int vec) {
-    extern __shared__ __align__(16) float xs[]; /* R x K */
-    __shared__ float red[GEMV_WARPS];
-    const sc_tensor &a = n.src[0], &b = n.src[1], &d = n.dst;
-    const int64_t A1 = a.ne[1], M = a.ne[2], K = a.ne[3], N = b.ne[2];
-    gemv_stage<R, PRO>(n, f, xs, red);
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    for (int64_t j = (int64_t)blockIdx.x * GEMV_WARPS + warp; j < N; j += (int64_t)gridDim.x * GEMV_WARPS) {
-        float acc[R];
-#pragma unroll
-        for (int r = 0; r < R; r++) acc[r] = 0.0f;
-        if (vec == 8) { /* bf16 / f16 rows, 16-byte aligned, K % 8 == 0 */
-            const uint4 *row = (const uint4 *)((const uint16_t *)b.p + j * b.nb[2]);
-            const int64_t nv = K / 8;
-#pragma unroll 4
-            for (int64_t v = lane; v < nv; v += 32) {
-                float w[8];
-                unpack8(__ldg(row + v), b.dt, w);
-#pragma unroll
-                for (int r = 0; r < R; r++) acc[r] += dot8(w, &xs[r * K + v * 8]);
-            }
-        } else if (vec == 4) { /* f32 rows, 16-byte aligned, K % 4 == 0 */
-            const float4 *row = (const float4 *)((const float *)b.p + j * b.nb[2]);
-            const int64_t nv = K / 4;
-#pragma unroll 4
-            for (int64_t v = lane; v < nv; v += 32) {
-                const float4 w = __ldg(row + v);
-#pragma unroll
-                for (int r = 0; r < R; r++) {
-                    const float4 x = *(const float4 *)&xs[r * K + v * 4];
-                    acc[r] += w.x * x.x + w.y * x.y + w.z * x.z + w.w * x.w;
-                }
-            }
-        } else {
-            for (int64_t k = lane; k < K; k += 32) {
-                const float w = sc_ld(b, j * b.nb[2] + k);
-#pragma unroll
-                for (int r = 0; r < R; r++) acc[r] += w * xs[r * K + k];
-            }
-        }
-#pragma unroll
-        for (int r = 0; r < R; r++) {
-            const float v = sc_warp_sum(acc[r]);
-            if (lane != 0) continue;
-            if (EPI == SC_GEMV_EPI_ADD) { /* out = res + (the MATMUL's value as it would be stored) */
-                const int64_t c0 = r / (A1 * M), c1 = (r / M) % A1, c2 = r % M;
-                const float o = round_to(d.dt, v);
-                sc_st(f->out, r * N + j, sc_ld(f->res, sc_off(f->res, c0, c1, c2, j)) + o);
-            } else {
-                sc_st(d, r * N + j, v);
-            }
-        }
-    }
-}
+#include "cuda_mega.h"
+#include "gemv.cuh"
 
 template <int R>
 __global__ void __launch_bounds__(GEMV_WARPS * 32) k_gemv(sc_node n, int vec) {
+    extern __shared__ __align__(16) float xs[]; /* R x K */
+    __shared__ float red[GEMV_WARPS];
     sc_pdl_wait();
-    gemv_body<R, SC_GEMV_PRO_NONE, SC_GEMV_EPI_NONE>(n, NULL, vec);
+    gemv_body<R, SC_GEMV_PRO_NONE, SC_GEMV_EPI_NONE>(n, NULL, vec, blockIdx.x, gridDim.x, xs, red);
 }
 
 template <int R, int PRO, int EPI>
 __global__ void __launch_bounds__(GEMV_WARPS * 32) k_gemv_fused(const __grid_constant__ sc_gemv_fused f, int vec) {
+    extern __shared__ __align__(16) float xs[]; /* R x K */
+    __shared__ float red[GEMV_WARPS];
     sc_pdl_wait();
-    gemv_body<R, PRO, EPI>(f.mm, &f, vec);
+    gemv_body<R, PRO, EPI>(f.mm, &f, vec, blockIdx.x, gridDim.x, xs, red);
 }
 
 /*
@@ -198,82 +57,19 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32) k_gemv_fused(const __grid_con
  *     shared memory in a fixed order (deterministic).
  * Same math as above: fp32 FMAs against the staged f32 rows, one rounding at the store.
  */
-#define GS_S 4 /* 16-byte loads per lane per task: a segment is at most 32 * GS_S vectors */
 #define GS_SLICE_MAX (36 * 1024) /* bytes of b a block preloads into shared memory, at most */
 enum { GS_PREFETCH = 1, GS_EARLY = 2, GS_PRELOAD = 4 };
 
-/* Load task t's vectors (column j0 + t / nseg, segment t % nseg of seglen vectors), from the
- * block's preloaded slice ws (rows j0.. of nv vectors each) when it has one, else from b. */
-__device__ __forceinline__ void gs_load(const sc_tensor &b, const uint4 *ws, int64_t j0, int64_t t, int nseg,
-                                        int seglen, int64_t nv, int lane, uint4 w[GS_S]) {
-    const int64_t col = j0 + t / nseg, v0 = (t % nseg) * (int64_t)seglen;
-    const int64_t vend = v0 + seglen < nv ? v0 + seglen : nv;
-    if (ws) {
-        const uint4 *row = ws + (col - j0) * nv;
-#pragma unroll
-        for (int s = 0; s < GS_S; s++) {
-            const int64_t v = v0 + s * 32 + lane;
-            w[s] = v < vend ? row[v] : make_uint4(0u, 0u, 0u, 0u);
-        }
-        return;
-    }
-    const uint4 *row = (const uint4 *)((const uint16_t *)b.p + col * b.nb[2]);
-#pragma unroll
-    for (int s = 0; s < GS_S; s++) {
-        const int64_t v = v0 + s * 32 + lane;
-        w[s] = v < vend ? __ldg(row + v) : make_uint4(0u, 0u, 0u, 0u);
-    }
-}
-
-/* acc[r] += the task's vectors . staged row r (vectors past the segment are not loaded, not used). */
-template <int R>
-__device__ __forceinline__ void gs_dot(const sc_tensor &b, const float *xs, int64_t K, int64_t t, int nseg,
-                                       int seglen, int64_t nv, int lane, const uint4 w[GS_S], float acc[R]) {
-    const int64_t v0 = (t % nseg) * (int64_t)seglen;
-    const int64_t vend = v0 + seglen < nv ? v0 + seglen : nv;
-#pragma unroll
-    for (int s = 0; s < GS_S; s++) {
-        const int64_t v = v0 + s * 32 + lane;
-        if (v >= vend) continue; /* skipped, not multiplied by zero: 0 * Inf would be NaN */
-        float e[8];
-        unpack8(w[s], b.dt, e);
-#pragma unroll
-        for (int r = 0; r < R; r++) acc[r] += dot8(e, &xs[r * K + v * 8]);
-    }
-}
-
-/* Store the finished value v of row r, column j (with the ADD epilogue when fused). */
-template <int EPI>
-__device__ __forceinline__ void gs_store(const sc_node &n, const sc_gemv_fused *f, int r, int64_t j, float v) {
-    const sc_tensor &a = n.src[0], &d = n.dst;
-    const int64_t A1 = a.ne[1], M = a.ne[2], N = n.src[1].ne[2];
-    if (EPI == SC_GEMV_EPI_ADD) {
-        const int64_t c0 = r / (A1 * M), c1 = (r / M) % A1, c2 = r % M;
-        sc_st(f->out, r * N + j, sc_ld(f->res, sc_off(f->res, c0, c1, c2, j)) + round_to(d.dt, v));
-    } else {
-        sc_st(d, r * N + j, v);
-    }
-}
-
-template <int R, int EPI>
-__device__ __forceinline__ void gs_finish(const sc_node &n, const sc_gemv_fused *f, float *part, int64_t j0,
-                                          int64_t t, int nseg, int lane, float acc[R]) {
-#pragma unroll
-    for (int r = 0; r < R; r++) {
-        const float v = sc_warp_sum(acc[r]);
-        if (lane != 0) continue;
-        if (nseg == 1) gs_store<EPI>(n, f, r, j0 + t, v);
-        else part[t * R + r] = v;
-    }
-}
-
+/* One block of the streaming kernel: its slice of b asked for (GS_PREFETCH) or copied into shared
+ * memory (GS_PRELOAD) before it waits for the previous kernel, then gemv.cuh's gs_main. */
 template <int R, int PRO, int EPI>
 __device__ __forceinline__ void gs_body(const sc_node &n, const sc_gemv_fused *f, int flags, int nseg, int seglen) {
     extern __shared__ __align__(16) float xs[]; /* R x K staged rows, then the segment sums */
     __shared__ float red[GEMV_WARPS];
     const sc_tensor &a = n.src[0], &b = n.src[1];
     const int64_t K = a.ne[3], N = b.ne[2], nv = K / 8;
-    const int64_t j0 = (int64_t)blockIdx.x * N / gridDim.x, j1 = (int64_t)(blockIdx.x + 1) * N / gridDim.x;
+    int64_t j0, j1;
+    gs_cols(N, blockIdx.x, gridDim.x, j0, j1);
     float *part = xs + R * K;
     uint4 *ws = NULL;
     if (flags & GS_PRELOAD) { /* b is constant in this graph (gs_plan_for): its slice into shared
@@ -286,47 +82,12 @@ __device__ __forceinline__ void gs_body(const sc_node &n, const sc_gemv_fused *f
         }
         sc_cp_async_commit();
     } else if ((flags & GS_PREFETCH) && j1 > j0) {
-        const uintptr_t lo = ((uintptr_t)((const uint16_t *)b.p + j0 * b.nb[2])) & ~(uintptr_t)127;
-        const uintptr_t hi = (uintptr_t)((const uint16_t *)b.p + (j1 - 1) * b.nb[2] + K);
-        for (uintptr_t p = lo + (uintptr_t)threadIdx.x * 128; p < hi; p += (uintptr_t)blockDim.x * 128)
-            sc_prefetch_l2((const void *)p);
+        gs_prefetch_rows(b.p, b.nb[2], j0, j1, K, threadIdx.x, blockDim.x);
     }
     if (flags & GS_EARLY) sc_pdl_trigger();
     sc_pdl_wait_only();
     if (!(flags & GS_EARLY)) sc_pdl_trigger();
-    gemv_stage<R, PRO>(n, f, xs, red);
-    if (ws) { /* the slice has landed (each thread its own copies), then everyone's */
-        sc_cp_async_wait_all();
-        __syncthreads();
-    }
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int64_t nt = (j1 - j0) * nseg;
-    for (int64_t t = warp; t < nt; t += 2 * GEMV_WARPS) {
-        const int64_t t2 = t + GEMV_WARPS;
-        uint4 wa[GS_S], wb[GS_S];
-        gs_load(b, ws, j0, t, nseg, seglen, nv, lane, wa);
-        if (t2 < nt) gs_load(b, ws, j0, t2, nseg, seglen, nv, lane, wb);
-        float acc[R];
-#pragma unroll
-        for (int r = 0; r < R; r++) acc[r] = 0.0f;
-        gs_dot<R>(b, xs, K, t, nseg, seglen, nv, lane, wa, acc);
-        gs_finish<R, EPI>(n, f, part, j0, t, nseg, lane, acc);
-        if (t2 < nt) {
-#pragma unroll
-            for (int r = 0; r < R; r++) acc[r] = 0.0f;
-            gs_dot<R>(b, xs, K, t2, nseg, seglen, nv, lane, wb, acc);
-            gs_finish<R, EPI>(n, f, part, j0, t2, nseg, lane, acc);
-        }
-    }
-    if (nseg == 1) return;
-    __syncthreads();
-    for (int64_t c = threadIdx.x; c < (j1 - j0) * R; c += blockDim.x) {
-        const int64_t jl = c / R;
-        const int r = (int)(c % R);
-        float v = 0.0f;
-        for (int s = 0; s < nseg; s++) v += part[(jl * nseg + s) * R + r];
-        gs_store<EPI>(n, f, r, j0 + jl, v);
-    }
+    gs_main<R, PRO, EPI>(n, f, nseg, seglen, j0, j1, xs, red, ws);
 }
 
 template <int R>
@@ -375,8 +136,10 @@ static int env_int(const char *name, int dflt) {
 }
 
 /* false: the node takes the kernel above (f32 weights, unaligned rows, SISA_CUDA_GEMV=old, or
- * the segment sums would not fit in shared memory). */
-static bool gs_plan_for(const sc_node *n, int n_sm, int b_const, gs_plan *p) {
+ * the segment sums would not fit in shared memory). grid_cap: at most that many blocks (the
+ * persistent kernel's grid) instead of SISA_CUDA_GEMV_BPS per SM; the K segments, and with them
+ * every value, depend only on the SM count. */
+static bool gs_plan_for(const sc_node *n, int n_sm, int b_const, int64_t grid_cap, gs_plan *p) {
     const char *e = getenv("SISA_CUDA_GEMV");
     if ((e && strcmp(e, "old") == 0) || gemv_vec(n) != 8) return false;
     const int64_t R = gemv_rows(n), K = n->src[0].ne[3], N = n->src[1].ne[2], nv = K / 8;
@@ -391,7 +154,7 @@ static bool gs_plan_for(const sc_node *n, int n_sm, int b_const, gs_plan *p) {
     nseg = (nv + seglen - 1) / seglen;
     const int64_t bps = env_int("SISA_CUDA_GEMV_BPS", 2);
     const int64_t tasks = N * nseg, blocks = (tasks + GEMV_WARPS - 1) / GEMV_WARPS;
-    const int64_t cap = sm * (bps > 0 ? bps : 1);
+    const int64_t cap = grid_cap > 0 ? grid_cap : sm * (bps > 0 ? bps : 1);
     p->grid = (unsigned)(blocks < cap ? blocks : cap);
     p->flags = 0;
     /* b constant during this graph (the caller's word: recorded, and no node writes it): each
@@ -455,16 +218,22 @@ static cudaError_t launch_fused(const sc_gemv_fused *f, int64_t R, unsigned grid
     }
 }
 
+/* Blocks of the one-warp-per-column kernel: a warp per column, at most cap blocks (default 8 per SM). */
+static unsigned gemv_grid(const sc_node *n, int n_sm, int64_t cap) {
+    const int64_t want = (n->src[1].ne[2] + GEMV_WARPS - 1) / GEMV_WARPS;
+    if (cap <= 0) cap = (int64_t)(n_sm > 0 ? n_sm : 132) * 8;
+    return (unsigned)(want < cap ? want : cap);
+}
+
 extern "C" cudaError_t sc_launch_gemv_fused(const sc_gemv_fused *f, int n_sm, int b_const, cudaStream_t s) {
     const sc_node *n = &f->mm;
-    const int64_t R = gemv_rows(n), K = n->src[0].ne[3], N = n->src[1].ne[2];
-    const int64_t want = (N + GEMV_WARPS - 1) / GEMV_WARPS, cap = (int64_t)(n_sm > 0 ? n_sm : 132) * 8;
-    const unsigned grid = (unsigned)(want < cap ? want : cap);
+    const int64_t R = gemv_rows(n), K = n->src[0].ne[3];
+    const unsigned grid = gemv_grid(n, n_sm, 0);
     const size_t smem = (size_t)R * (size_t)K * sizeof(float);
     const int vec = gemv_vec(n);
     const int pro = f->pro, epi = f->epi;
     gs_plan p;
-    const bool stream = gs_plan_for(n, n_sm, b_const, &p);
+    const bool stream = gs_plan_for(n, n_sm, b_const, 0, &p);
 #define SC_GEMV_CASE(P, E)                                                                       \
     if (pro == P && epi == E)                                                                    \
         return stream ? launch_stream_fused<P, E>(f, R, &p, s) : launch_fused<P, E>(f, R, grid, smem, vec, s)
@@ -479,14 +248,13 @@ extern "C" cudaError_t sc_launch_gemv_fused(const sc_gemv_fused *f, int n_sm, in
 }
 
 extern "C" cudaError_t sc_launch_gemv(const sc_node *n, int n_sm, int b_const, cudaStream_t s) {
-    const int64_t R = gemv_rows(n), K = n->src[0].ne[3], N = n->src[1].ne[2];
+    const int64_t R = gemv_rows(n), K = n->src[0].ne[3];
     const int vec = gemv_vec(n);
-    const int64_t want = (N + GEMV_WARPS - 1) / GEMV_WARPS, cap = (int64_t)(n_sm > 0 ? n_sm : 132) * 8;
-    const unsigned grid = (unsigned)(want < cap ? want : cap);
+    const unsigned grid = gemv_grid(n, n_sm, 0);
     const size_t smem = (size_t)R * (size_t)K * sizeof(float);
     const dim3 block(GEMV_WARPS * 32);
     gs_plan p;
-    if (gs_plan_for(n, n_sm, b_const, &p)) {
+    if (gs_plan_for(n, n_sm, b_const, 0, &p)) {
         const dim3 g(p.grid);
         switch (R) {
         case 1: return sc_launch(k_gemv_stream<1>, g, block, p.smem, s, *n, p.flags, p.nseg, p.seglen);
@@ -503,4 +271,34 @@ extern "C" cudaError_t sc_launch_gemv(const sc_node *n, int n_sm, int b_const, c
     case 4: return sc_launch(k_gemv<4>, dim3(grid), block, smem, s, *n, vec);
     default: return cudaErrorInvalidValue;
     }
+}
+
+/* The persistent kernel's task for a GEMV (plain: f->pro = f->epi = 0): the kernel and K segments
+ * its launcher would choose (gs_plan_for without the preload, which needs the previous kernel's
+ * wait), re-gridded to at most `grid` blocks. The block sum's floats come first in its shared
+ * memory, then the staged rows (16-byte aligned). */
+extern "C" int sc_mega_gemv(const sc_gemv_fused *f, int n_sm, int grid, sc_mega_task *t) {
+    const sc_node *n = &f->mm;
+    const int64_t R = gemv_rows(n), K = n->src[0].ne[3];
+    if (R != SC_MEGA_GEMV_ROWS || f->pro < 0 || f->pro > SC_GEMV_PRO_SWIGLU || f->epi < 0 || f->epi > SC_GEMV_EPI_ADD)
+        return 0;
+    t->u.g = *f;
+    t->sub = f->pro * 2 + f->epi;
+    gs_plan p;
+    if (gs_plan_for(n, n_sm, 0, grid, &p)) {
+        t->kind = SC_MT_GEMV_STREAM;
+        t->nvb = (int32_t)p.grid;
+        t->i[0] = p.nseg;
+        t->i[1] = p.seglen;
+        t->smem = (int32_t)(p.smem + SC_MEGA_RED_BYTES);
+        t->pf_ok = (p.flags & GS_PREFETCH) != 0;
+    } else {
+        t->kind = SC_MT_GEMV;
+        t->nvb = (int32_t)gemv_grid(n, n_sm, grid);
+        t->i[0] = gemv_vec(n);
+        t->smem = (int32_t)((size_t)R * (size_t)K * sizeof(float) + SC_MEGA_RED_BYTES);
+    }
+    static_assert(SC_MEGA_RED_BYTES >= GEMV_WARPS * sizeof(float) && SC_MEGA_RED_BYTES % 16 == 0,
+                  "the block sum's floats before the staged rows");
+    return t->smem <= SC_MEGA_SMEM;
 }

@@ -53,6 +53,12 @@ __device__ __forceinline__ float sc_warp_max(float v) {
     return v;
 }
 
+/* A load of data that no kernel writes while this one runs, through the read-only path (__ldg),
+ * when NC; a plain (coherent) load otherwise: inside the persistent decode kernel (mega.cu) an
+ * earlier task of the same launch may have written it, and ld.global.nc is only defined for data
+ * read-only for the kernel's whole lifetime. */
+template <bool NC, class T> __device__ __forceinline__ T sc_ldro(const T *p) { return NC ? __ldg(p) : *p; }
+
 /* softplus(x) = max(x,0) + log1p(exp(-|x|)), NaN kept. */
 __device__ __forceinline__ float sc_softplus(float x) {
     return isnan(x) ? x : fmaxf(x, 0.0f) + log1pf(expf(-fabsf(x)));

@@ -12,111 +12,59 @@
  * min/max over this call's T positions of g, reduced at the start of every block (g is small).
  * All in fp32 (SISA.md §3); the clamp keeps a NaN a NaN.
  */
-#include <cub/block/block_reduce.cuh>
-#include <cub/block/block_scan.cuh>
-
-#include "sc_common.cuh"
-
-#define SSM_THREADS 256
-
-struct MaxOp { __device__ float operator()(float a, float b) const { return fmaxf(a, b); } };
-struct MinOp { __device__ float operator()(float a, float b) const { return fminf(a, b); } };
+#include "cuda_mega.h"
+#include "ssm.cuh"
 
 __global__ void k_ssm_decay(sc_node n) {
     sc_pdl_wait();
-    typedef cub::BlockScan<float, SSM_THREADS> Scan;
-    __shared__ typename Scan::TempStorage tmp;
-    const sc_tensor &a = n.src[0], &bias = n.src[1], &g0 = n.src[2], &d = n.dst;
-    const int64_t B = a.ne[1], T = a.ne[2], H = a.ne[3];
-    const int64_t b = blockIdx.x / H, h = blockIdx.x % H;
-    float carry = g0.p ? sc_ld(g0, sc_off(g0, 0, 0, b, h)) : 0.0f;
-    const float ba = sc_ld(bias, sc_off(bias, 0, 0, 0, h));
-    (void)B;
-    for (int64_t t0 = 0; t0 < T; t0 += SSM_THREADS) {
-        const int64_t t = t0 + threadIdx.x;
-        float x = t < T ? -sc_softplus(sc_ld(a, sc_off(a, 0, b, t, h)) + ba) : 0.0f;
-        float incl, total;
-        Scan(tmp).InclusiveSum(x, incl, total);
-        __syncthreads();
-        if (t < T) ((float *)d.p)[(b * H + h) * T + t] = carry + incl;
-        carry += total;
-    }
+    __shared__ ssm_decay_smem sm;
+    ssm_decay_body(n, blockIdx.x, sm);
 }
-
-__device__ __forceinline__ float clamp_keep_nan(float x, float L) { return x < -L ? -L : x > L ? L : x; }
 
 __global__ void k_ssm_channels(sc_node n) {
     sc_pdl_wait();
-    typedef cub::BlockScan<float, SSM_THREADS> Scan;
-    typedef cub::BlockReduce<float, SSM_THREADS> Reduce;
-    __shared__ typename Scan::TempStorage tmp;
-    __shared__ typename Reduce::TempStorage rtmp;
-    __shared__ float centre;
-    const sc_tensor &Bs = n.src[0], &Cs = n.src[1], &th = n.src[2], &g = n.src[3],
-                    &lr = n.src[4], &phi0 = n.src[5], &d = n.dst;
-    const int64_t H = lr.ne[3], B = Bs.ne[1], T = Bs.ne[2];
-    const int64_t ds = Bs.ne[3] / H, half = ds / 2;
-    const int64_t m = blockIdx.x % half, bh = blockIdx.x / half, h = bh % H, b = bh / H;
-    const bool augmented = n.ip[0] == 0;
-    const float L = n.fp[0];
-    (void)B;
+    __shared__ ssm_channels_smem sm;
+    ssm_channels_body(n, blockIdx.x, sm);
+}
 
-    float c = 0.0f;
-    if (augmented) {
-        float mx = -INFINITY, mn = INFINITY;
-        for (int64_t t = threadIdx.x; t < T; t += SSM_THREADS) {
-            float v = sc_ld(g, sc_off(g, 0, b, h, t));
-            mx = fmaxf(mx, v);
-            mn = fminf(mn, v);
-        }
-        mx = Reduce(rtmp).Reduce(mx, MaxOp());
-        __syncthreads();
-        mn = Reduce(rtmp).Reduce(mn, MinOp());
-        if (threadIdx.x == 0) centre = (mx + mn) * 0.5f;
-        __syncthreads();
-        c = centre;
-    }
-    const float lambda = sc_softplus(sc_ld(lr, sc_off(lr, 0, 0, 0, h)));
-    const float s = powf((float)n.ip[1], 0.25f) * sqrtf(lambda);
-    float carry = phi0.p ? sc_ld(phi0, sc_off(phi0, 0, 0, b, h * half + m)) : 0.0f;
-    const int64_t ce = h * ds + 2 * m; /* even channel of pair m in Bs/Cs */
-    for (int64_t t0 = 0; t0 < T; t0 += SSM_THREADS) {
-        const int64_t t = t0 + threadIdx.x;
-        float x = t < T ? sc_ld(th, sc_off(th, 0, b, t, h * half + m)) : 0.0f;
-        float incl, total;
-        Scan(tmp).InclusiveSum(x, incl, total);
-        __syncthreads();
-        if (t < T) {
-            const float phi = carry + incl;
-            const float u = augmented ? clamp_keep_nan(sc_ld(g, sc_off(g, 0, b, h, t)) - c, L) : 0.0f;
-            const float up = expf(u), dn = expf(-u);
-            float sn, cs;
-            sincosf(phi, &sn, &cs);
-            const int64_t oc = sc_off(Cs, 0, b, t, ce), ob = sc_off(Bs, 0, b, t, ce);
-            const float c0 = up * sc_ld(Cs, oc), c1 = up * sc_ld(Cs, oc + Cs.nb[3]);
-            const float b0 = dn * sc_ld(Bs, ob), b1 = dn * sc_ld(Bs, ob + Bs.nb[3]);
-            const int64_t od = ((b * H + h) * T + t) * (2 * ds);
-            sc_st(d, od + 2 * m, s * (c0 * cs - c1 * sn));
-            sc_st(d, od + 2 * m + 1, s * (c0 * sn + c1 * cs));
-            sc_st(d, od + ds + 2 * m, s * (b0 * cs - b1 * sn));
-            sc_st(d, od + ds + 2 * m + 1, s * (b0 * sn + b1 * cs));
-        }
-        carry += total;
-    }
+/* Blocks of the launches (0: nothing to do): one per (b, h); one per (b, h, pair). */
+static int64_t decay_blocks(const sc_node *n) {
+    return n->src[0].ne[2] == 0 ? 0 : n->src[0].ne[1] * n->src[0].ne[3];
+}
+
+static int64_t channels_blocks(const sc_node *n) {
+    const int64_t H = n->src[4].ne[3], B = n->src[0].ne[1];
+    const int64_t half = n->src[0].ne[3] / H / 2;
+    return n->src[0].ne[2] == 0 ? 0 : B * H * half;
 }
 
 extern "C" cudaError_t sc_launch_ssm_decay(const sc_node *n, cudaStream_t s) {
-    const int64_t blocks = n->src[0].ne[1] * n->src[0].ne[3];
-    if (blocks == 0 || n->src[0].ne[2] == 0) return cudaSuccess;
+    const int64_t blocks = decay_blocks(n);
+    if (blocks == 0) return cudaSuccess;
     cudaError_t e = sc_launch(k_ssm_decay, dim3((unsigned)blocks), dim3(SSM_THREADS), 0, s, *n);
     return e;
 }
 
 extern "C" cudaError_t sc_launch_ssm_channels(const sc_node *n, cudaStream_t s) {
-    const int64_t H = n->src[4].ne[3], B = n->src[0].ne[1];
-    const int64_t half = n->src[0].ne[3] / H / 2;
-    const int64_t blocks = B * H * half;
-    if (blocks == 0 || n->src[0].ne[2] == 0) return cudaSuccess;
+    const int64_t blocks = channels_blocks(n);
+    if (blocks == 0) return cudaSuccess;
     cudaError_t e = sc_launch(k_ssm_channels, dim3((unsigned)blocks), dim3(SSM_THREADS), 0, s, *n);
     return e;
+}
+
+/* The persistent kernel's tasks: the same blocks (its block size is SSM_THREADS: mega.cu). */
+static int ssm_task(const sc_node *n, int kind, int64_t blocks, size_t smem, sc_mega_task *t) {
+    t->kind = kind;
+    t->nvb = (int32_t)blocks;
+    t->smem = (int32_t)smem;
+    t->u.n = *n;
+    return blocks <= 0x7fffffff;
+}
+
+extern "C" int sc_mega_ssm_decay(const sc_node *n, sc_mega_task *t) {
+    return ssm_task(n, SC_MT_SSM_DECAY, decay_blocks(n), sizeof(ssm_decay_smem), t);
+}
+
+extern "C" int sc_mega_ssm_channels(const sc_node *n, sc_mega_task *t) {
+    return ssm_task(n, SC_MT_SSM_CHANNELS, channels_blocks(n), sizeof(ssm_channels_smem), t);
 }

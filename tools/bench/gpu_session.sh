@@ -1,9 +1,11 @@
 #!/bin/bash
 # One GPU call for this session's decode and Vulkan work, in priority order, under ~9.5 minutes
-# (steps past their time are skipped and say so): CUDA decode correctness (test_decode, the
-# few-row MATMUL and SDPA conformance, the smoke test), batch-1 decode tokens/s of SISA-152M
-# d_s=16 (bf16 weights, 512-token prompt, 128 greedy tokens) for the new GEMV/attention kernels
-# and the previous ones in the same run, the decode attention bench, a per-node profile, then
+# (steps past their time are skipped and say so): CUDA decode correctness (test_decode with the
+# persistent decode kernel's paths, the few-row MATMUL and SDPA conformance, the smoke test with
+# the grid-barrier self-test), batch-1 decode tokens/s of SISA-152M d_s=16 (bf16 weights,
+# 512-token prompt, 128 greedy tokens) for the CUDA-graph replay, the persistent decode kernel
+# (SISA_CUDA_MEGA=1, docs/CUDA.md) and the previous kernels in the same run, the replay device
+# time of each, the decode attention bench, a per-node profile, then
 # tools/bench/vk_prefill_check.sh, then the trigger-first build (SC_PDL_TRIGGER_FIRST) if given.
 # Usage (after `source .devdeps/setup.sh`): bash tools/bench/gpu_session.sh BUILD [TF_BUILD]
 set -u
@@ -15,7 +17,7 @@ left() { [ $SECONDS -lt "$1" ]; }
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,temperature.gpu --format=csv,noheader
 echo "== CUDA tests"
 t() { local n=$1 lim=$2; shift 2; timeout "$lim" "$@" > "$OUT/t-$n.txt" 2>&1; echo "$n: rc $? | $(tail -1 "$OUT/t-$n.txt" | cut -c1-150)"; }
-t decode 150 $B/tests/test_decode cuda
+t decode 240 $B/tests/test_decode cuda
 t conform-mm-sdpa 90 sh -c "$B/tests/conformance/conform --backend cuda --op MATMUL && $B/tests/conformance/conform --backend cuda --op SDPA"
 t smoke 120 $B/tests/test_cuda_smoke
 grep -hE "^FAIL|FAIL " "$OUT"/t-*.txt | head -8
@@ -25,15 +27,18 @@ ids=$(python3 -c "print(','.join(str((i*7919)%50277) for i in range(512)))")
 gen() { local n=$1 bin=$2; shift 2
   env "$@" SISA_DECODE_TIMING=1 timeout 60 $bin generate -m /tmp/m152 --backend cuda --tokens "$ids" -n 128 --temp 0 --no-eos > "$OUT/ids.txt" 2> "$OUT/g-$n.txt"
   echo "$n: $(grep -o 'decode [0-9.]* s ([0-9.]* tok/s)' "$OUT/g-$n.txt") ids $(md5sum < "$OUT/ids.txt" | cut -c1-8) | $(grep -o 'split per step in us:.*' "$OUT/g-$n.txt" | cut -c23-)"; }
-# GENS: "name:ENV=V,ENV=V name2:..." (default below); prev = the previous session's kernels
-GENS=${GENS:-"new prev:SISA_CUDA_GEMV=old,SISA_CUDA_DECODE_ATTN=old gemv-old:SISA_CUDA_GEMV=old attn-old:SISA_CUDA_DECODE_ATTN=old early:SISA_CUDA_GEMV_EARLY=1 noprefetch:SISA_CUDA_GEMV_PREFETCH=0 nopreload:SISA_CUDA_GEMV_PRELOAD=0 cluster:SISA_CUDA_DECODE_ATTN=cluster"}
-for g in $GENS new-again "prev-again:SISA_CUDA_GEMV=old,SISA_CUDA_DECODE_ATTN=old"; do
+# GENS: "name:ENV=V,ENV=V name2:..." (default below); prev = the previous session's kernels;
+# mega = the persistent decode kernel (1 block/SM), mega-bps2 its 128-register variant (2/SM),
+# mega-nopf without the L2 prefetch at barriers, mega-every with a barrier after every task
+GENS=${GENS:-"new mega:SISA_CUDA_MEGA=1 mega-bps2:SISA_CUDA_MEGA=1,SISA_CUDA_MEGA_BPS=2 mega-nopf:SISA_CUDA_MEGA=1,SISA_CUDA_MEGA_PREFETCH_MB=0 mega-every:SISA_CUDA_MEGA=1,SISA_CUDA_MEGA_PHASES=0 prev:SISA_CUDA_GEMV=old,SISA_CUDA_DECODE_ATTN=old cluster:SISA_CUDA_DECODE_ATTN=cluster"}
+echo "persistent kernel: $(SISA_CUDA_MEGA=1 SISA_CUDA_TRACE=1 timeout 60 $S generate -m /tmp/m152 --backend cuda --tokens "$ids" -n 4 --temp 0 --no-eos 2>&1 >/dev/null | grep -E "persistent kernel|no persistent kernel" | sort | uniq -c | cut -c1-400)"
+for g in $GENS new-again "mega-again:SISA_CUDA_MEGA=1"; do
   e=${g#*:}; [ "$e" = "$g" ] && e=""
   gen "${g%%:*}" $S ${e//,/ }
 done
 [ -n "$TF" ] && gen trigger-first $TF/tools/sisa
-echo "== replay device time per step (SISA_CUDA_PROFILE=1)"
-for v in "" SISA_CUDA_GEMV_PRELOAD=0 "SISA_CUDA_GEMV=old SISA_CUDA_DECODE_ATTN=old"; do
+echo "== replay device time per step (SISA_CUDA_PROFILE=1; the persistent kernel's includes its task copy)"
+for v in "" SISA_CUDA_MEGA=1 "SISA_CUDA_MEGA=1 SISA_CUDA_MEGA_BPS=2" "SISA_CUDA_MEGA=1 SISA_CUDA_MEGA_PREFETCH_MB=0" "SISA_CUDA_MEGA=1 SISA_CUDA_MEGA_PHASES=0" "SISA_CUDA_GEMV=old SISA_CUDA_DECODE_ATTN=old"; do
   echo "${v:-new}: $(env $v SISA_CUDA_PROFILE=1 timeout 60 $S generate -m /tmp/m152 --backend cuda --tokens "$ids" -n 32 --temp 0 --no-eos 2>&1 >/dev/null | grep -o 'replays, .*')"
 done
 echo "== per-node device times (no graph, each node alone), new kernels"
