@@ -21,7 +21,7 @@ set -u
 B=${1:-build-gpu}
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 S=$B/tools/sisa
-W=$(mktemp -d) # raw outputs; everything ends up in $OUT/check.txt
+W=$OUT/vk-raw; mkdir -p "$W" # raw outputs (kept in $OUT if a time limit stops the script); all end up in $OUT/check.txt
 nvidia-smi --query-gpu=timestamp,clocks.sm,clocks.mem,power.draw,temperature.gpu,utilization.gpu,clocks_throttle_reasons.active \
   --format=csv -lms 500 > "$OUT/clocks.csv" 2>&1 &
 smi=$!
