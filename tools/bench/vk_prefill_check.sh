@@ -34,6 +34,7 @@ for v in "" "$NEW"; do
     env $v timeout 60 $B/tests/conformance/conform --backend vulkan --op $op > "$W/conform-$op${v:+-new}.txt" 2>&1
     echo "${v:-default}: conform --op $op rc $?: $(tail -1 "$W/conform-$op${v:+-new}.txt")"
   done
+  [ -n "${VK_QUICK:-}" ] && continue # VK_QUICK=1: the short form (no smoke test, no single cases, no profile)
   env $v timeout 90 $B/tests/test_vulkan_smoke > "$W/vulkan_smoke${v:+-new}.txt" 2>&1
   echo "${v:-default}: vulkan_smoke rc $?: $(tail -1 "$W/vulkan_smoke${v:+-new}.txt")"
 done
@@ -44,22 +45,25 @@ cases=("SDPA f16 B=2 H=12 Tq=113 Tk=113 dqk=80 dv=64 causal=1"
        "SDPA bf16 B=2 H=12 Tq=113 Tk=113 dqk=80 dv=64 causal=1")
 i=0
 for c in "${cases[@]}"; do
+  [ -n "${VK_QUICK:-}" ] && break
   i=$((i + 1))
   SISA_VK_DEBUG=1 timeout 30 $B/tests/conformance/conform --backend vulkan --case "$c" > "$W/case$i.txt" 2>&1
   r=$?; echo "rc=$r | $(grep -E '^(pass|FAIL|fail|error)' "$W/case$i.txt" | head -1) | $(grep -o "pipeline 'sdpa[^)]*)" "$W/case$i.txt" | tr '\n' ' ')"
 done
 
-bs() { local r=$1; shift; timeout 45 $B/tools/bench_vulkan 15 --sdpa "$@" > "$W/sdpa-$r.txt" 2>&1; }
+bs() { local r=$1; shift; timeout 45 $B/tools/bench_vulkan 15 --sdpa "$@" > "$W/sdpa-$r.txt" 2>&1
+  grep -E '^\| *SDPA' "$W/sdpa-$r.txt" | cut -c1-110 | sed "s/^/$r /"; }
 bm() { local r=$1; shift; timeout 45 $B/tools/bench_vulkan 15 --matmul --no-f32 "$@" > "$W/mm-$r.txt" 2>&1; }
-p() { local r=$1; shift; timeout 40 $S bench --config sisa-152m-ds16 --dtype bf16 --compute bf16 --batch 8 --tokens 2048 --reps 3 "$@" > "$W/prefill-$r.txt" 2>&1; }
+p() { local r=$1; shift; timeout 40 $S bench --config sisa-152m-ds16 --dtype bf16 --compute bf16 --batch 8 --tokens 2048 --reps 3 "$@" > "$W/prefill-$r.txt" 2>&1
+  echo "prefill $r rc $?: $(grep -E '^\| *SISA' "$W/prefill-$r.txt" | head -1 | cut -c1-150)"; }
 echo "== 152M prefill B=8 T=2048 bf16: cuda, vulkan default, vulkan noshadow, vulkan new"
 p 4cuda --backend cuda
 p 1dflt --backend vulkan
 SISA_VK_NO_SHADOW=1 p 3noshadow --backend vulkan
 SISA_VK_SDPA_RANGE_AHEAD=1 SISA_VK_CVT_INT=1 p 2new --backend vulkan
 echo "== per-op profile of the vulkan prefill (--profile --reps 2): default, new"
-left 150 && p 5prof --backend vulkan --profile --reps 2
-left 165 && SISA_VK_SDPA_RANGE_AHEAD=1 SISA_VK_CVT_INT=1 p 6profnew --backend vulkan --profile --reps 2
+[ -z "${VK_QUICK:-}" ] && left 150 && p 5prof --backend vulkan --profile --reps 2
+[ -z "${VK_QUICK:-}" ] && left 165 && SISA_VK_SDPA_RANGE_AHEAD=1 SISA_VK_CVT_INT=1 p 6profnew --backend vulkan --profile --reps 2
 echo "== bench_vulkan --sdpa: default; bf16 rows: new, ahead, cint"
 bs 1dflt; SISA_VK_SDPA_RANGE_AHEAD=1 SISA_VK_CVT_INT=1 bs 2new --bf16
 left 175 && SISA_VK_SDPA_RANGE_AHEAD=1 bs 3ahead --bf16; left 185 && SISA_VK_CVT_INT=1 bs 4cint --bf16
