@@ -4,7 +4,7 @@
  *
  * A bf16 x bf16 MATMUL whose b is a weight (a PARAM leaf in a buffer of the test's own, at an
  * offset the shadow has to round) runs on the coopmat kernel with the shadow off
- * (SISA_VK_NO_SHADOW=1: b converted in the MATMUL loop) and on (b converted once by
+ * (SISA_VK_SHADOW=0: b converted in the MATMUL loop) and on (b converted once by
  * bf16_shadow.comp), and the f32 results must be the same bits. The weight holds EVERY bf16 bit
  * pattern (w[n][k] = n << 8 | k) and a is the identity, so out[m][n] is the converted value of
  * pattern n << 8 | m itself: every branch of the conversion (zero, f16 subnormal range and below,
@@ -87,11 +87,10 @@ static void prog_free(prog *p) {
 
 /* Compute p with the shadow on or off; outputs into res[i] (M x N f32 each). */
 static sisa_status prog_run(prog *p, bool shadow, float res[2][OUTN]) {
-    if (shadow) unsetenv("SISA_VK_NO_SHADOW");
-    else setenv("SISA_VK_NO_SHADOW", "1", 1);
+    setenv("SISA_VK_SHADOW", shadow ? "1" : "0", 1);
     sisa_status st = sisa_sched_compute(p->s, p->g);
     for (int i = 0; st == SISA_OK && i < p->n_out; i++) st = sisa_tensor_read(p->out[i], res[i], OUTN * sizeof(float));
-    unsetenv("SISA_VK_NO_SHADOW");
+    unsetenv("SISA_VK_SHADOW");
     return st;
 }
 

@@ -6,7 +6,7 @@
  * f16 or bf16 (bf16 converted to f16 on the way into shared memory: exact in [2^-14, 65504],
  * saturated beyond; SISA_VK_NO_BF16_COOPMAT=1 turns that off; a constant bf16 weight b is read
  * through its f16 shadow instead, the same conversion done once: vk_shadow.c,
- * SISA_VK_NO_SHADOW=1 off); matmul.comp (shared-memory tiled fp32 FMA) for everything else, f32
+ * opt-in, SISA_VK_SHADOW=1, until timed on a GPU); matmul.comp (shared-memory tiled fp32 FMA) for everything else, f32
  * operands included, so f32 results keep f32 accuracy. The scalar kernel reads bf16 itself (a
  * shift; cheaper than decoding f16, and exact): no shadow there.
  * Tiles are specialization constants. coopmat: 128x128x32 per workgroup, 64x32 per subgroup
@@ -102,9 +102,10 @@ bool sisa_vk_select_matmul(const vk_device *d, const sisa_tensor *n, vk_kernel *
         k->spec[16] = d->cm_m, k->spec[17] = d->cm_n, k->spec[18] = d->cm_k, k->spec[21] = t[T_ST];
         k->spec[22] = sisa_vk_env_flag("SISA_VK_SHARED16"); /* the 16-bit shared stores of before */
         k->spec[23] = !sisa_vk_env_flag("SISA_VK_CVT_INT"); /* bf16 -> f16 through fp32 only unless opted in (vk_op_sdpa.c) */
-        /* a constant bf16 weight is read through its f16 shadow (vk_shadow.c; record falls back
-         * to converting in the loop when the shadow cannot be allocated) */
-        k->shadow_b = b->dtype == SISA_BF16 && sisa_vk_shadow_eligible(b) && !sisa_vk_env_flag("SISA_VK_NO_SHADOW");
+        /* SISA_VK_SHADOW=1 (opt-in until it has run on real matrix units): a constant bf16 weight
+         * is read through its f16 shadow (vk_shadow.c; record falls back to converting in the
+         * loop when the shadow cannot be allocated) */
+        k->shadow_b = b->dtype == SISA_BF16 && sisa_vk_shadow_eligible(b) && sisa_vk_env_flag("SISA_VK_SHADOW");
     }
     if (!cm) {
         for (int i = 11; i < VK_SPEC_N; i++) k->spec[i] = 0;

@@ -6,7 +6,7 @@
  *   the Transformer's 64/64, in f16, bf16 and f32 (form A).
  * MATMUL's b is a weight, as in a model (a PARAM leaf in a buffer of its own): a bf16 b on the
  * coopmat kernel is read through its f16 shadow (converted once, in the warm-up; the kernel column
- * says "+ f16 shadow"), SISA_VK_NO_SHADOW=1 times the kernel converting b in its loop instead.
+ * says "+ f16 shadow"), SISA_VK_SHADOW=1 times the shadow; without it the kernel converts b in its loop.
  * Each case is one node run through the scheduler (strict placement), repeated for
  * SISA_BENCH_WARMUP_MS (default 1000) of wall time before the timed reps (GPU clock ramp); time =
  * median of the GPU timestamps around the submitted command buffer (wall clock around

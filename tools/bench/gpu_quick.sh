@@ -32,9 +32,9 @@ p() { local r=$1; shift
   echo "prefill $r rc $?: $(grep -E '^\| *SISA' "$OUT/prefill-$r.txt" | head -1 | cut -c1-150)"; }
 echo "== 152M prefill B=8 T=2048 bf16 (CUDA first: clocks up)"
 BE=cuda p cuda
-p shadow
-p noshadow SISA_VK_NO_SHADOW=1
+p shadow SISA_VK_SHADOW=1
+p noshadow
 p new SISA_VK_SDPA_RANGE_AHEAD=1 SISA_VK_CVT_INT=1
-p shadow-again
+p shadow-again SISA_VK_SHADOW=1
 echo "done at ${SECONDS}s"
 tar czf "$FINAL/quick-logs.tgz" -C "$OUT" .
