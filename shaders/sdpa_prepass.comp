@@ -17,7 +17,8 @@
  *            right away, V only records its exponent;
  *   phase 1: V block n's running exponent from the phase-0 exponents of blocks 0..n, then V is
  *            converted with it.
- * Sources (bindings 0..2) are read through their strides (any view), two channels per word.
+ * Sources (bindings 0..2) are read through their strides (any view), two channels per word (one
+ * load where the two are one word).
  */
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
 #include "common.glsl"
@@ -44,8 +45,13 @@ layout(push_constant) uniform PC {
 
 shared uint smax;
 
-/* channels 2c, 2c+1 (zero beyond d) of source t's row starting at element rb, stride s3 */
+/* channels 2c, 2c+1 (zero beyond d) of source t's row starting at element rb, stride s3: one word
+ * where they are one (contiguous channels, even element index), else two 16-bit extractions */
 uint src2(uint t, uint rb, uint s3, uint c, uint d) {
+    if (s3 == 1u && (rb & 1u) == 0u && 2u * c + 1u < d) {
+        uint e = (rb >> 1) + c;
+        return t == 0u ? qb[e] : (t == 1u ? kb[e] : vb[e]);
+    }
     uint w = 0u;
     [[unroll]] for (uint x = 0u; x < 2u; x++) {
         uint ch = 2u * c + x, e = rb + ch * s3;

@@ -19,7 +19,7 @@
  * Cases: causal prefill T=200 (every workgroup whose causal range reaches the end sees the last,
  * partial key block), non-causal, Q/V beyond f16 range, form B (d_content 64, decay gates), causal
  * Tq=72 against Tk=136 at p0=64 (tiles end at different whole blocks, the last at a partial one),
- * heads-interleaved permuted views (strided sources), two SDPA nodes of different sizes in one
+ * heads-interleaved permuted views, transposed views (channels strided), two SDPA nodes of different sizes in one
  * graph (the stream's scratch grows mid-recording and is reused), and two the pre-pass must
  * decline (causal shapes where a query tile ends inside a key block: Tq=100 against Tk=150, p0=10)
  * and still give the same bits. Then again on a device with SISA_VK_MAX_RANGE=131072 (the pre-pass
@@ -60,22 +60,23 @@ typedef struct pcase {
     const char *name;
     int64_t B, H, Tq, Tk;
     int causal, p0, form_b, data;
-    bool perm;     /* Q/K/V as permuted views of (B, T, H, D) inputs */
+    int perm;      /* Q/K/V as permuted views: 1 of (B, T, H, D) inputs, 2 of (B, H, D, T) (strided channels) */
     bool two;      /* a second, smaller SDPA node first in the same graph */
     int expect;    /* nodes the pre-pass must take */
 } pcase;
 
 static const pcase cases[] = {
-    {"causal T=200 per-block ranges", 1, 2, 200, 200, 1, 0, 0, BLK, false, false, 1},
-    {"non-causal T=200 per-block ranges", 1, 2, 200, 200, 0, 0, 0, BLK, false, false, 1},
-    {"causal T=150 Q, V beyond f16", 1, 2, 150, 150, 1, 0, 0, BIG, false, false, 1},
-    {"form B dc 64 T=150 per-block ranges", 1, 2, 150, 150, 1, 0, 1, BLK, false, false, 1},
-    {"causal Tq=72 Tk=136 p0=64 per-block", 1, 2, 72, 136, 1, 64, 0, BLK, false, false, 1},
-    {"causal T=100 heads-interleaved views", 2, 3, 100, 100, 1, 0, 0, BLK, true, false, 1},
-    {"two nodes T=40 then T=200 (scratch)", 1, 2, 200, 200, 1, 0, 0, BLK, false, true, 2},
-    {"declined: causal Tq=100 Tk=150 p0=0", 1, 2, 100, 150, 1, 0, 0, BLK, false, false, 0},
-    {"declined: causal Tq=90 Tk=100 p0=10", 1, 2, 90, 100, 1, 10, 0, BLK, false, false, 0},
-    {"declined: Tq=100 Tk=150, edge data", 1, 2, 100, 150, 1, 0, 0, EDGE, false, false, 0},
+    {"causal T=200 per-block ranges", 1, 2, 200, 200, 1, 0, 0, BLK, 0, false, 1},
+    {"non-causal T=200 per-block ranges", 1, 2, 200, 200, 0, 0, 0, BLK, 0, false, 1},
+    {"causal T=150 Q, V beyond f16", 1, 2, 150, 150, 1, 0, 0, BIG, 0, false, 1},
+    {"form B dc 64 T=150 per-block ranges", 1, 2, 150, 150, 1, 0, 1, BLK, 0, false, 1},
+    {"causal Tq=72 Tk=136 p0=64 per-block", 1, 2, 72, 136, 1, 64, 0, BLK, 0, false, 1},
+    {"causal T=100 heads-interleaved views", 2, 3, 100, 100, 1, 0, 0, BLK, 1, false, 1},
+    {"causal T=100 transposed views (strided)", 1, 2, 100, 100, 1, 0, 0, BLK, 2, false, 1},
+    {"two nodes T=40 then T=200 (scratch)", 1, 2, 200, 200, 1, 0, 0, BLK, 0, true, 2},
+    {"declined: causal Tq=100 Tk=150 p0=0", 1, 2, 100, 150, 1, 0, 0, BLK, 0, false, 0},
+    {"declined: causal Tq=90 Tk=100 p0=10", 1, 2, 90, 100, 1, 10, 0, BLK, 0, false, 0},
+    {"declined: Tq=100 Tk=150, edge data", 1, 2, 100, 150, 1, 0, 0, EDGE, 0, false, 0},
 };
 
 /* value of element k (row-major) of input role r (0 q, 1 k, 2 v, 3 gates) with T rows of D channels */
@@ -120,7 +121,8 @@ typedef struct prog {
 
 static sisa_tensor *qkv(prog *p, const pcase *c, const char *name, int64_t T, int64_t D) {
     sisa_tensor *t;
-    if (c->perm) t = sisa_permute(p->g, sisa_graph_input(p->g, name, SISA_BF16, c->B, T, c->H, D), 0, 2, 1, 3);
+    if (c->perm == 1) t = sisa_permute(p->g, sisa_graph_input(p->g, name, SISA_BF16, c->B, T, c->H, D), 0, 2, 1, 3);
+    else if (c->perm == 2) t = sisa_permute(p->g, sisa_graph_input(p->g, name, SISA_BF16, c->B, c->H, D, T), 0, 1, 3, 2);
     else t = sisa_graph_input(p->g, name, SISA_BF16, c->B, c->H, T, D);
     p->in[p->n_in++] = t;
     return t;
@@ -278,12 +280,12 @@ int main(void) {
     if (rc == 77) return 77;
     /* chunks: one or two (b, h) units of copies per binding */
     setenv("SISA_VK_MAX_RANGE", "131072", 1);
-    const pcase chunked[] = {cases[0], cases[5], cases[6]};
-    pass_cases("[range 131072] ", chunked, 3);
+    const pcase chunked[] = {cases[0], cases[5], cases[6], cases[7]}; /* T=200, both views, two nodes */
+    pass_cases("[range 131072] ", chunked, 4);
     /* one unit's copies (~90 KB) exceed the binding: declined, today's path (H = 1 keeps the
      * kernel's own operands within 64 KiB) */
     setenv("SISA_VK_MAX_RANGE", "65536", 1);
-    const pcase big_unit[] = {{"unit larger than a binding: declined", 2, 1, 200, 200, 1, 0, 0, BLK, false, false, 0}};
+    const pcase big_unit[] = {{"unit larger than a binding: declined", 2, 1, 200, 200, 1, 0, 0, BLK, 0, false, 0}};
     pass_cases("[range 65536] ", big_unit, 1);
     unsetenv("SISA_VK_MAX_RANGE");
 
