@@ -39,6 +39,7 @@
 #include "error.h"
 #include "graph.h"
 #include "sched.h"
+#include "smoke_common.h"
 
 int sisa_vk_validation_errors(void); /* backends/vulkan/vk_instance.c */
 int sisa_vk_validation_enabled(void);
@@ -269,14 +270,10 @@ static int pass_cases(const char *pass, const pcase *list, size_t n) {
 }
 
 int main(void) {
-    const sisa_backend_def *b = sisa_backend_find("vulkan");
-    const char *why = NULL;
-    if (!b || sisa_backend_probe(b, &why) <= 0) {
-        printf("SKIP: no Vulkan backend or device: %s\n", b ? (why ? why : "?") : "not compiled");
-        return 77;
-    }
+    int rc = smoke_probe("vulkan", "Vulkan"); /* 77: not compiled in, or no device */
+    if (rc) return rc;
     unsetenv("SISA_VK_MAX_RANGE");
-    int rc = pass_cases("", cases, sizeof cases / sizeof cases[0]);
+    rc = pass_cases("", cases, sizeof cases / sizeof cases[0]);
     if (rc == 77) return 77;
     /* chunks: one or two (b, h) units of copies per binding */
     setenv("SISA_VK_MAX_RANGE", "131072", 1);
