@@ -89,6 +89,7 @@ static bool coopmat_plan(const vk_device *d, const sisa_tensor *n, int64_t dc, v
     /* debugging only: variant bits of the kernel (its header: 16 adds an O array, 64 a Q array) */
     const char *var_env = getenv("SISA_VK_SDPA_VARIANT");
     uint32_t var = var_env ? (uint32_t)strtoul(var_env, NULL, 0) : 0; /* 256 may be forced */
+    var &= ~4096u; /* the pre-pass flag: set by the record function with the pre-pass's bindings only */
     if (sisa_vk_env_flag("SISA_VK_SHARED16")) var |= 512; /* the 16-bit shared stores of before */
     /* bf16 range maxima reduced one key block ahead (one barrier per block) and bf16 -> f16 by an
      * integer exponent re-bias: opt-in until timed and checked on real matrix units (they pass
