@@ -53,6 +53,7 @@
  * bf16 range maxima of a key block reduced at the top of its own iteration (the kernel before the
  * one-block-ahead reduction below; kept to time old against new). 2048: bf16 -> f16 always through
  * fp32 (the conversion before the integer re-bias in bf16x2_scaled; kept to time old against new).
+ * 4096 (flag, set by the host with SISA_VK_SDPA_PREPASS=1): bf16 Q/K/V converted beforehand (below).
  *
  * Shared tiles as uvec4 (8 halves): a chunk of 8 staged values is ONE 128-bit shared store. With
  * float16_t arrays it was 8 16-bit stores whose lanes sit 16 bytes apart (4-way bank conflicts):
@@ -73,6 +74,16 @@
  * barriers before anyone submits into it again. A subgroup that skips a block (all its keys
  * masked) still holds its share of the next block's prefetch, so it submits before `continue`.
  * Same maxima, same exponents, same results as the reduction at the top.
+ *
+ * Pre-pass (flag 4096; backends/vulkan/vk_sdpa_prepass.c, shaders/sdpa_prepass.comp): bf16 Q, K, V
+ * were converted to f16 copies beforehand by the range rule of sdpa_range.glsl with the exponents
+ * this kernel would have computed (per BR-row Q tile, per BC-key block, V's running exponent per
+ * block), which the host checked are the same for every workgroup (whole key blocks only). The
+ * host binds the copies as f16 sources (S0..S2_DT = f16: no conversion, no maxima, no range
+ * barriers, exactly the f16 path) and the exponents at binding 5, per (b, h) unit x_base + bh * XN:
+ * [eq per Q tile | ek per key block | V's exponent per block | V's running exponent per block].
+ * S is scaled by 2^(eq+ek), O follows V's running exponent, as with the conversion in the loop:
+ * the same f16 operands, the same exponents, the same bits.
  */
 #ifndef CM_EMULATE
 #extension GL_NV_cooperative_matrix : require
@@ -83,6 +94,7 @@
 #extension GL_KHR_shader_subgroup_shuffle : require
 #define DST_BINDING 6
 #include "common.glsl"
+#include "sdpa_range.glsl"
 layout(local_size_x_id = 10) in;
 layout(constant_id = 11) const uint DQK = 80;
 layout(constant_id = 12) const uint DV = 64;
@@ -137,6 +149,8 @@ const bool SH16 = (VAR & 512u) != 0u;    /* Q/K/V tiles as float16_t, 16-bit sto
 const bool RANGE_TOP = (VAR & 1024u) != 0u;
 const bool RANGE_AHEAD = (K_SC || V_SC) && !RANGE_TOP;
 const bool CVT_FLOAT = (VAR & 2048u) != 0u; /* bf16 -> f16 always through fp32 (before) */
+const bool PRE = (VARIANT & 4096u) != 0u;   /* f16 copies of bf16 Q/K/V, exponents at binding 5 */
+const bool V_EXP = V_SC || PRE;              /* V has a running exponent (O follows it) */
 const uint QSL = RANGE_AHEAD ? 2u : 0u; /* red[] slot of Q's maximum (ahead: 0, 1 are block 0's) */
 #ifdef CM_EMULATE
 const bool Q_OWN = true; /* emulated Q fragments are read from shared memory when multiplied */
@@ -152,6 +166,7 @@ layout(binding = 2, std430) readonly buffer S2 { uint vb[]; };
 layout(binding = 2, std430) readonly buffer S2v { uvec4 vb4[]; };
 layout(binding = 3, std430) readonly buffer S3 { float gqb[]; };
 layout(binding = 4, std430) readonly buffer S4 { float gkb[]; };
+layout(binding = 5, std430) readonly buffer S5 { int xb[]; }; /* PRE: the exponents */
 layout(push_constant) uniform PC {
     uint q_base, q_s0, q_s1, q_s2, q_s3;
     uint k_base, k_s0, k_s1, k_s2, k_s3;
@@ -161,6 +176,7 @@ layout(push_constant) uniform PC {
     uint d_base;
     uint H, Tq, Tk, unit0, p0;
     float scale;
+    uint x_base; /* PRE: unit 0's exponents in binding 5 (modulo 2^32) */
 } pc;
 
 /* Every shared array is a multiple of 16 bytes long: the matrix-unit loads and stores need
@@ -332,8 +348,6 @@ uint chan(uint s) {
     return d < DQK ? d : 0xffffffffu;
 }
 
-uint raw16(uint w, uint e) { return (e & 1u) != 0u ? (w >> 16) : (w & 0xffffu); }
-
 /* 8 slots [s, s+8) of the row starting at element rb of Q (t 0), K (1) or V (2), as raw 16-bit
  * values packed in pairs; zero for padding slots and when !ok. A 16-byte load only where the
  * host checked that the 8 slots are 8 consecutive, aligned channels (groups multiples of 8). */
@@ -356,27 +370,11 @@ uvec4 chunk(uint t, uint rb, bool ok, uint s) {
     return uvec4(hv[0] | (hv[1] << 16), hv[2] | (hv[3] << 16), hv[4] | (hv[5] << 16), hv[6] | (hv[7] << 16));
 }
 
-vec2 dec2(uint w, uint dt) {
-    return dt == DT_F16 ? unpackHalf2x16(w) : vec2(uintBitsToFloat(w << 16), uintBitsToFloat(w & 0xffff0000u));
-}
-
 /* largest finite |x| of a chunk */
 float cmax(uvec4 c, uint dt) {
     float m = 0.0;
-    [[unroll]] for (uint x = 0u; x < 4u; x++) {
-        vec2 a = abs(dec2(c[x], dt));
-        if (a.x <= 3.4028235e38 && a.x > m) m = a.x;
-        if (a.y <= 3.4028235e38 && a.y > m) m = a.y;
-    }
+    [[unroll]] for (uint x = 0u; x < 4u; x++) m = max(m, wmax(c[x], dt));
     return m;
-}
-
-/* the exponent e >= 0 with max * 2^-e < 2^15 */
-int scale_exp(float mx) {
-    if (mx < 32768.0) return 0;
-    int e;
-    frexp(mx, e);
-    return e - 15;
 }
 
 /* 2 halves of a word as f16, scaled by 2^-e unless the source is f16 (copied bit for bit) */
@@ -385,31 +383,12 @@ f16vec2 half2(uint w, uint dt, bool sc, int e) {
     return f16vec2(ldexp(dec2(w, dt), ivec2(-e)));
 }
 
-/* 2 bf16 (one raw word) -> 2 f16 scaled by 2^-e, as half2 does. Where both scaled values are f16
- * normals (bf16 biased exponent 113+e .. min(142+e, 254): the upper end is never passed here, the
- * scaling keeps every finite value below 2^15; 254 keeps inf/NaN out when e = 113) the conversion
- * is an integer re-bias of the exponent, both halves at once: sign | ((bits & 0x7fff) -
- * ((112+e) << 7)) << 3 (exact: bf16's 7 mantissa bits become the top of f16's 10; per half the
- * difference stays below 2^12, so the shift never carries into the other half). Zero, f16
- * subnormals, inf and NaN take the fp32 path. Same bits as the fp32 path for every input and
- * every e in 0..113 (checked exhaustively per half). Why: the fp32 path is ~16 instructions per
- * word with two f32->f16 conversions, for every K and V element of every block (~40 words per
- * invocation per block); the re-bias ~8 integer ones. */
-uint bf16x2_scaled(uint w, int e) {
-    uint lo_b = uint(113 + e) << 7, span = uint(min(142 + e, 254) - (113 + e) + 1) << 7;
-    uint mag = w & 0x7fff7fffu;
-    uint lo = (mag & 0xffffu) - lo_b, hi = (mag >> 16) - lo_b; /* wrap below the range */
-    [[dont_flatten]] if (!CVT_FLOAT && max(lo, hi) < span)
-        return (w & 0x80008000u) | ((mag - (lo_b - 128u) * 0x10001u) << 3);
-    return packFloat2x16(f16vec2(ldexp(dec2(w, DT_BF16), ivec2(-e))));
-}
-
 /* 8 raw values -> 8 f16 (packed in pairs), scaled as half2 does (sources: f16 or bf16) */
 uvec4 halves8(uvec4 c, uint dt, bool sc, int e) {
     if (!sc) return c;
     uvec4 o;
     [[unroll]] for (uint x = 0u; x < 4u; x++)
-        o[x] = dt == DT_BF16 ? bf16x2_scaled(c[x], e) : packFloat2x16(half2(c[x], dt, sc, e));
+        o[x] = dt == DT_BF16 ? bf16x2_scaled(c[x], e, CVT_FLOAT) : packFloat2x16(half2(c[x], dt, sc, e));
     return o;
 }
 
@@ -491,6 +470,9 @@ void main() {
         kr[x] = chunk(0u, qbase + (q0 + rq) * pc.q_s2, c < BR * KC8 && q0 + rq < pc.Tq, (c % KC8) * 8u);
     }
     int eq = 0;
+    /* PRE: this unit's exponents (NQT Q tiles, NKB key blocks) */
+    uint nqt = (pc.Tq + BR - 1u) / BR, nkb = (pc.Tk + BC - 1u) / BC, xq = pc.x_base + bh * (nqt + 3u * nkb);
+    if (PRE) eq = xb[xq + q0 / BR];
     if (Q_SC) {
         float mx = 0.0;
         [[unroll]] for (uint x = 0u; x < 16u; x++) if (x < KCH) mx = max(mx, cmax(kr[x], S0_DT));
@@ -557,6 +539,10 @@ void main() {
             if (V_SC) ev_run = max(ev_run, scale_exp(uintBitsToFloat(red[1])));
         } else {
             barrier(); /* the previous block is done with Ks/Vs (ahead: this block's maxima are in) */
+            if (PRE) {
+                ek = xb[xq + nqt + j0 / BC];
+                ev_run = xb[xq + nqt + 2u * nkb + j0 / BC];
+            }
             if (RANGE_AHEAD) {
                 if (K_SC) ek = scale_exp(uintBitsToFloat(red[2u * par]));
                 if (V_SC) ev_run = max(ev_run, scale_exp(uintBitsToFloat(red[2u * par + 1u])));
@@ -640,7 +626,7 @@ void main() {
         if (WG_SYNC) resc = 1u; /* workgroup-uniform: the round trip on every block */
         else for (uint x = 1u; x < SG; x <<= 1) resc = max(resc, subgroupShuffleXor(resc, x));
         if (O_SHARED) { /* the lanes scale their rows of Os (written by the previous block's product) */
-            float f = alpha * (V_SC ? ldexp(1.0, eo - ev_run) : 1.0);
+            float f = alpha * (V_EXP ? ldexp(1.0, eo - ev_run) : 1.0);
             eo = ev_run;
             sg_sync();
             if (f != 1.0) for (uint c = 0u; c < DPL; c++) Os[srow + c * LPR + part] *= f;
@@ -655,7 +641,7 @@ void main() {
                 if (EMU_O) [[unroll]] for (uint t = 0u; t < NOT; t++) oe[t] = emu_ld(sbase + t * TN);
                 else [[unroll]] for (uint t = 0u; t < NOT; t++) acc_load(o[t], sbase + t * TN);
             }
-            if (V_SC && eo != ev_run) { /* V's exponent grew: bring O to it (uniform scale) */
+            if (V_EXP && eo != ev_run) { /* V's exponent grew: bring O to it (uniform scale) */
                 float f = ldexp(1.0, eo - ev_run);
                 if (EMU_O) [[unroll]] for (uint t = 0u; t < NOT; t++) oe[t] = emu_scale(oe[t], f);
                 else [[unroll]] for (uint t = 0u; t < NOT; t++) o[t] = acc_scale(o[t], f);

@@ -13,6 +13,8 @@
  *   vk_stream.c    command recording with hazard-tracked barriers, submission, fences.
  *   vk_split.c     binding tensors as sub-ranges; splitting work larger than maxStorageBufferRange.
  *   vk_shadow.c    f16 shadows of constant bf16 MATMUL weights (converted once, invalidated on write).
+ *   vk_sdpa_prepass.c  bf16 attention operands -> f16 copies + range exponents before the coopmat
+ *                  attention kernel (SISA_VK_SDPA_PREPASS=1), in the stream's scratch buffer.
  *   vk_select.c    THE kernel-selection function (supports_op and the dispatcher both call it).
  *   vk_op_*.c      record functions per op family.
  */
@@ -183,6 +185,8 @@ struct vk_device {
     uint64_t shadow_serial;  /* last recording number handed out */
     uint64_t shadow_bytes;   /* device bytes the shadows hold */
     uint64_t shadow_conversions; /* conversions recorded (tests, benches) */
+
+    uint64_t sdpa_prepass_nodes; /* SDPA nodes recorded with the bf16 pre-pass (tests, benches; atomic) */
 };
 
 static inline vk_device *vk_dev(const sisa_device *d) { return (vk_device *)d->ctx; }
@@ -262,6 +266,13 @@ sisa_status sisa_vk_stream_new(sisa_device *sd, sisa_stream **out);
 sisa_status sisa_vk_dispatch(vk_rec *r, int shader, const uint32_t spec[VK_SPEC_N],
                              const vk_bind binds[VK_BINDINGS], const void *pc, size_t pc_size,
                              uint32_t gx, uint32_t gy, uint32_t gz);
+/* The stream's scratch buffer (the backend's own temporaries within one recording, e.g. the SDPA
+ * pre-pass's f16 copies), at least bytes long: grown when too small (earlier graphs of the stream
+ * are waited for then; the old buffer is freed once this recording's command buffer completes or
+ * fails). *out = NULL with why (SISA_REASON_LEN) when no such buffer can be had (device memory,
+ * maxMemoryAllocationSize): the caller takes another path. A status other than SISA_OK: waiting
+ * for the device failed. Dispatches bind it like any buffer (hazards are tracked as usual). */
+sisa_status sisa_vk_stream_scratch(vk_rec *r, uint64_t bytes, vk_buffer **out, char *why);
 /* Spread n workgroups over a 2-D grid (shaders use sisa_group_id()). */
 void sisa_vk_grid(const vk_device *d, uint64_t n, uint32_t *gx, uint32_t *gy);
 
@@ -333,6 +344,7 @@ typedef struct vk_kernel {
     uint32_t tile[8];       /* kind-specific: matmul tiles, attention block sizes */
     int per_group;          /* rowwise: 1 = one workgroup per row, 0 = one invocation per item */
     bool shadow_b;          /* coopmat MATMUL: read the bf16 weight b through its f16 shadow */
+    bool prepass;           /* coopmat SDPA: bf16 Q/K/V converted by the pre-pass (vk_sdpa_prepass.c) */
 } vk_kernel;
 
 /* THE selection function: fills k and returns true, or returns false with reason. */
@@ -380,6 +392,45 @@ void sisa_vk_shadow_end(vk_device *d, uint64_t serial, bool submitted);
 void sisa_vk_shadow_destroy(vk_device *d); /* device teardown, queue idle */
 /* Tests and benches: bytes the device's shadows hold, conversions recorded so far. */
 void sisa_vk_shadow_stats(const sisa_device *sd, uint64_t *bytes, uint64_t *conversions);
+
+/* ---- bf16 attention pre-pass (vk_sdpa_prepass.c) -------------------------------------------------
+ * With SISA_VK_SDPA_PREPASS=1, an SDPA node with bf16 Q, K, V on the coopmat kernel gets its
+ * operands converted to f16 copies (scaled by the range exponents the kernel would compute per Q
+ * tile / key block) in the stream's scratch buffer by sdpa_prepass.comp, and the kernel reads the
+ * copies as f16 and the exponents from binding 5 (its flag 4096): the same bits as converting in
+ * its loop. Taken only where every workgroup sees whole key blocks (else the exponents could depend
+ * on the query tile); otherwise, or without scratch memory, the node keeps today's path. */
+
+/* The per-unit scratch layout and the chunk size of one node. */
+typedef struct vk_prepass {
+    vk_buffer *scratch;
+    uint32_t slab_w, k_off, v_off; /* words per (b, h) unit: [Q | K | V] f16 copies; K, V offsets */
+    uint32_t xn;                   /* exponents per unit: NQT + 3 NKB */
+    uint32_t dq, dv;               /* copy row strides (halves): d_qk, d_v rounded up to 8 */
+    int64_t cap_units;             /* units per chunk (slabs and exponents within one binding) */
+} vk_prepass;
+
+/* How the kernel reads one chunk's copies: one binding (sources 0..2 and 5), bases (halves, and
+ * x_base in ints, modulo 2^32 as the shaders index), unit strides (halves). */
+typedef struct vk_prepass_view {
+    vk_bind bind;
+    uint32_t base[3], x_base;
+    uint32_t s0, s1; /* per b, per h */
+} vk_prepass_view;
+
+/* Does the pre-pass take SDPA node n on kernel k (the switch, the coopmat kernel, bf16 Q/K/V, whole
+ * key blocks for every workgroup, one unit within a binding)? why (may be NULL): the reason if not. */
+bool sisa_vk_sdpa_prepass_ok(const vk_device *d, const sisa_tensor *n, const vk_kernel *k, char *why);
+/* For a node selected with k->prepass: its layout and scratch (*got = false: today's path; both
+ * said under SISA_VK_DEBUG=1, as is a bf16 node the switch did not take). */
+sisa_status sisa_vk_sdpa_prepass_begin(vk_rec *r, const sisa_tensor *n, const vk_kernel *k, vk_prepass *p, bool *got);
+/* Record the pre-pass of units [u0, u1) (sources bound as src/src_base by the kernel's units) and
+ * say where the kernel finds the copies. */
+sisa_status sisa_vk_sdpa_prepass_record(vk_rec *r, const sisa_tensor *n, const vk_kernel *k, const vk_prepass *p,
+                                        int64_t u0, int64_t u1, const vk_bind src[3], const uint32_t src_base[3],
+                                        vk_prepass_view *out);
+/* Tests and benches: SDPA nodes recorded with the pre-pass so far. */
+uint64_t sisa_vk_sdpa_prepass_stats(const sisa_device *sd);
 
 /* Error helper: names the backend, the node and the VkResult. */
 sisa_status sisa_vk_node_err(const vk_rec *r, VkResult res, const char *what);

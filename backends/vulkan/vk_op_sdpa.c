@@ -10,7 +10,8 @@
  * decode steps included. Head dims, key-block size, form and causality are specialization
  * constants; the scalar key block is the largest power of two <= 64 whose K and V tiles fit
  * shared memory. (b, h) pairs are the split unit when a binding would exceed
- * maxStorageBufferRange.
+ * maxStorageBufferRange. With SISA_VK_SDPA_PREPASS=1 bf16 Q/K/V on the coopmat kernel are
+ * converted beforehand (vk_sdpa_prepass.c) where that gives the same bits.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,7 @@ typedef struct pc_sdpa {
     uint32_t d_base;
     uint32_t H, Tq, Tk, unit0, p0;
     float scale;
+    uint32_t x_base; /* coopmat with the pre-pass: the exponents (binding 5) */
 } pc_sdpa;
 
 _Static_assert(sizeof(pc_sdpa) <= VK_PUSH_MAX, "SDPA push constants exceed 128 bytes");
@@ -87,6 +89,7 @@ static bool coopmat_plan(const vk_device *d, const sisa_tensor *n, int64_t dc, v
     /* debugging only: variant bits of the kernel (its header: 16 adds an O array, 64 a Q array) */
     const char *var_env = getenv("SISA_VK_SDPA_VARIANT");
     uint32_t var = var_env ? (uint32_t)strtoul(var_env, NULL, 0) : 0; /* 256 may be forced */
+    var &= ~4096u; /* the pre-pass flag: set by the record function with the pre-pass's bindings only */
     if (sisa_vk_env_flag("SISA_VK_SHARED16")) var |= 512; /* the 16-bit shared stores of before */
     /* bf16 range maxima reduced one key block ahead (one barrier per block) and bf16 -> f16 by an
      * integer exponent re-bias: opt-in until timed and checked on real matrix units (they pass
@@ -167,7 +170,10 @@ bool sisa_vk_select_sdpa(const vk_device *d, const sisa_tensor *n, vk_kernel *k,
     k->spec[14] = form_b;
     k->spec[15] = (uint32_t)dc;
     k->spec[16] = n->iparams[0] != 0;
-    if (coopmat_plan(d, n, dc, k)) return true_if_feasible(d, n, reason);
+    if (coopmat_plan(d, n, dc, k)) {
+        k->prepass = sisa_vk_sdpa_prepass_ok(d, n, k, NULL);
+        return true_if_feasible(d, n, reason);
+    }
     k->shader = vk_variant(VK_SH_SDPA, n->dtype);
     uint32_t cap = d->max_wg_invocations < 64 ? d->max_wg_invocations : 64;
     k->wg = 8 < cap ? 8 : cap;
@@ -216,6 +222,10 @@ sisa_status sisa_vk_record_sdpa(vk_rec *r, const sisa_tensor *n, const vk_kernel
     uint32_t gx = (uint32_t)((q->shape[2] + rows - 1) / rows);
     if (gx > r->d->max_groups[0]) return sisa_vk_node_err(r, VK_SUCCESS, "too many query blocks for one grid");
     int64_t max_units = r->d->max_groups[1];
+    vk_prepass pp;
+    bool pre = false;
+    if (k->kind == VK_K_SDPA && k->tile[2]) SISA_TRY(sisa_vk_sdpa_prepass_begin(r, n, k, &pp, &pre));
+    if (pre && pp.cap_units < max_units) max_units = pp.cap_units; /* chunks of the scratch */
     for (int64_t u0 = 0; u0 < total;) {
         char reason[SISA_REASON_LEN] = "";
         int64_t end = total - u0 > max_units ? u0 + max_units : total;
@@ -227,8 +237,24 @@ sisa_status sisa_vk_record_sdpa(vk_rec *r, const sisa_tensor *n, const vk_kernel
         pc.unit0 = (uint32_t)u0;
         uint32_t spec[VK_SPEC_N];
         memcpy(spec, k->spec, sizeof spec);
-        if (k->tile[2]) {
-            int64_t dc = gq ? n->iparams[2] : q->shape[3];
+        int64_t dc = gq ? n->iparams[2] : q->shape[3];
+        if (pre) { /* the pre-pass's f16 copies instead of Q, K, V (contiguous rows, 16-byte aligned) */
+            vk_prepass_view pv;
+            SISA_TRY(sisa_vk_sdpa_prepass_record(r, n, k, &pp, u0, u1, binds, base, &pv));
+            const uint32_t row[3] = {pp.dq, pp.dq, pp.dv};
+            uint32_t *bs[3] = {&pc.q_base, &pc.k_base, &pc.v_base}, *st[3] = {pc.q_s, pc.k_s, pc.v_s};
+            for (int i = 0; i < 3; i++) {
+                binds[i] = pv.bind;
+                *bs[i] = pv.base[i];
+                st[i][0] = pv.s0, st[i][1] = pv.s1, st[i][2] = row[i], st[i][3] = 1;
+                spec[1 + i] = SISA_F16;
+            }
+            binds[5] = pv.bind;
+            pc.x_base = pv.x_base;
+            spec[25] |= 4096;
+            spec[22] = spec[23] = dc % 8 == 0 && q->shape[3] % 8 == 0;
+            spec[24] = v->shape[3] % 8 == 0;
+        } else if (k->tile[2]) {
             spec[22] = vec8_ok(q, base[0], binds[0].off, dc) && q->shape[3] % 8 == 0;
             spec[23] = vec8_ok(kk, base[1], binds[1].off, dc) && kk->shape[3] % 8 == 0;
             spec[24] = vec8_ok(v, base[2], binds[2].off, v->shape[3]);

@@ -86,6 +86,9 @@ static const uint32_t spv_ssm_decay_f32[] =
 static const uint32_t spv_bf16_shadow_f32[] =
 #include "bf16_shadow.f32.spv.h"
     ;
+static const uint32_t spv_sdpa_prepass_f32[] =
+#include "sdpa_prepass.f32.spv.h"
+    ;
 static const uint32_t spv_ssm_channels_f32[] =
 #include "ssm_channels.f32.spv.h"
     ;

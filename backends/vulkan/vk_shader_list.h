@@ -42,3 +42,6 @@ SISA_VK_SHADER(VK_SH_SDPA_CM, "sdpa_coopmat", sdpa_coopmat, f32, VK_NEEDS_COOPMA
 SISA_VK_SHADER(VK_SH_SDPA_CM_16, "sdpa_coopmat.out16", sdpa_coopmat, out16, VK_NEEDS_COOPMAT | VK_NEEDS_16BIT)
 SISA_VK_SHADER(VK_SH_SDPA_CM_EMU, "sdpa_coopmat.emu", sdpa_coopmat, emu_f32, VK_NEEDS_16BIT)
 SISA_VK_SHADER(VK_SH_SDPA_CM_EMU_16, "sdpa_coopmat.emu.out16", sdpa_coopmat, emu_out16, VK_NEEDS_16BIT)
+/* bf16 Q/K/V -> f16 copies and range exponents for sdpa_coopmat (SISA_VK_SDPA_PREPASS=1,
+ * vk_sdpa_prepass.c); only beside sdpa_coopmat, whose devices have shaderFloat16 enabled */
+SISA_VK_SHADER(VK_SH_SDPA_PREPASS, "sdpa_prepass", sdpa_prepass, f32, 0)

@@ -8,6 +8,12 @@
  * projections) may overlap on the GPU. A small ring of command buffers lets the host record the
  * next graph while the previous one runs. Descriptor sets come from per-command-buffer pools that
  * are reset when its fence has signalled.
+ *
+ * Scratch: one device buffer per stream for the backend's own temporaries inside a recording (the
+ * SDPA pre-pass's f16 copies), reused by every node and graph; ordering against earlier users is
+ * the usual hazard tracking within a command buffer and the full barrier at the start of each one.
+ * It only grows: then the other command buffers of the ring are waited for (they may read the old
+ * buffer) and the old buffer is freed when the current one has completed (or failed to record).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +32,8 @@ typedef struct vk_slot {
     VkDescriptorPool *pools;
     int n_pools, cur;
     VkQueryPool qp;
+    vk_buffer **retired; /* old scratch buffers the recording in this slot may use */
+    int n_retired, cap_retired;
 } vk_slot;
 
 typedef struct hz_range {
@@ -43,6 +51,7 @@ struct vk_stream {
     VkPipeline bound;
     int cur;               /* slot being recorded */
     double last_gpu_ms;
+    vk_buffer *scratch;    /* sisa_vk_stream_scratch */
 };
 
 static sisa_status vk_status(VkResult r) {
@@ -73,8 +82,16 @@ void sisa_vk_grid(const vk_device *d, uint64_t n, uint32_t *gx, uint32_t *gy) {
 
 /* ---- slots ---- */
 
+static void slot_free_retired(vk_slot *sl) {
+    for (int i = 0; i < sl->n_retired; i++) sisa_vk_buffer_destroy(sl->retired[i]);
+    sl->n_retired = 0;
+}
+
 static sisa_status slot_wait(vk_stream *s, vk_slot *sl) {
-    if (!sl->pending) return SISA_OK;
+    if (!sl->pending) {
+        slot_free_retired(sl); /* nothing submitted uses them (a failed recording) */
+        return SISA_OK;
+    }
     vk_device *d = s->d;
     VkResult r = vkf.vkWaitForFences(d->dev, 1, &sl->fence, VK_TRUE, UINT64_MAX);
     sl->pending = false;
@@ -89,6 +106,39 @@ static sisa_status slot_wait(vk_stream *s, vk_slot *sl) {
     }
     for (int i = 0; i < sl->n_pools; i++) vkf.vkResetDescriptorPool(d->dev, sl->pools[i], 0);
     sl->cur = 0;
+    slot_free_retired(sl);
+    return SISA_OK;
+}
+
+/* ---- scratch ---- */
+
+sisa_status sisa_vk_stream_scratch(vk_rec *r, uint64_t bytes, vk_buffer **out, char *why) {
+    vk_stream *s = r->s;
+    *out = NULL;
+    if (s->scratch && s->scratch->size >= bytes) {
+        *out = s->scratch;
+        return SISA_OK;
+    }
+    vk_slot *sl = &s->slots[s->cur];
+    if (s->scratch && sl->n_retired == sl->cap_retired) { /* room to retire the old one first */
+        int cap = sl->cap_retired ? 2 * sl->cap_retired : 4;
+        vk_buffer **nr = realloc(sl->retired, (size_t)cap * sizeof *nr);
+        if (!nr) return sisa_err(SISA_OUT_OF_MEMORY, VKB ": out of host memory");
+        sl->retired = nr, sl->cap_retired = cap;
+    }
+    /* earlier graphs may still read the old buffer: wait for them (growing is rare) */
+    if (s->scratch)
+        for (int k = 0; k < N_SLOTS; k++)
+            if (k != s->cur) SISA_TRY(slot_wait(s, &s->slots[k]));
+    vk_buffer *nb = NULL;
+    if (sisa_vk_buffer_create(s->d, (size_t)bytes, &nb) != SISA_OK) {
+        snprintf(why, SISA_REASON_LEN, "scratch of %llu bytes: %s", (unsigned long long)bytes, sisa_last_error());
+        return SISA_OK;
+    }
+    if (s->scratch) sl->retired[sl->n_retired++] = s->scratch;
+    s->scratch = nb;
+    if (sisa_vk_debug()) fprintf(stderr, "sisa vulkan: stream scratch now %llu bytes\n", (unsigned long long)nb->size);
+    *out = nb;
     return SISA_OK;
 }
 
@@ -272,10 +322,12 @@ static sisa_status stream_compute(sisa_stream *ss, sisa_graph *g, int first, int
         vkf.vkResetCommandBuffer(sl->cb, 0);
         for (int i = 0; i < sl->n_pools; i++) vkf.vkResetDescriptorPool(d->dev, sl->pools[i], 0);
         sl->cur = 0;
+        slot_free_retired(sl);
         return st;
     }
     if (r != VK_SUCCESS) {
         sisa_vk_shadow_end(d, rec.serial, false);
+        slot_free_retired(sl);
         return sisa_err(vk_status(r), VKB ": vkEndCommandBuffer: %s (%d)", sisa_vk_result_name(r), r);
     }
     VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &sl->cb};
@@ -314,7 +366,10 @@ static void stream_free(sisa_stream *ss) {
             free(sl->pools);
             if (sl->fence) vkf.vkDestroyFence(d->dev, sl->fence, NULL);
             if (sl->qp) vkf.vkDestroyQueryPool(d->dev, sl->qp, NULL);
+            slot_free_retired(sl);
+            free(sl->retired);
         }
+        if (s->scratch) sisa_vk_buffer_destroy(s->scratch);
         if (s->pool) vkf.vkDestroyCommandPool(d->dev, s->pool, NULL);
         free(s);
     }

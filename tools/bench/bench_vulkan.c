@@ -6,7 +6,10 @@
  *   the Transformer's 64/64, in f16, bf16 and f32 (form A).
  * MATMUL's b is a weight, as in a model (a PARAM leaf in a buffer of its own): a bf16 b on the
  * coopmat kernel is read through its f16 shadow (converted once, in the warm-up; the kernel column
- * says "+ f16 shadow"), SISA_VK_SHADOW=1 times the shadow; without it the kernel converts b in its loop.
+ * says "+ f16 shadow" with SISA_VK_SHADOW=1; without it the kernel converts b in its loop).
+ * With SISA_VK_SDPA_PREPASS=1 a bf16 attention node on the coopmat kernel first has Q/K/V converted
+ * to f16 by the pre-pass (backends/vulkan/vk_sdpa_prepass.c): its dispatches are recorded in the
+ * same command buffer, so the time includes them (the kernel column says "+ bf16 pre-pass").
  * Each case is one node run through the scheduler (strict placement), repeated for
  * SISA_BENCH_WARMUP_MS (default 1000) of wall time before the timed reps (GPU clock ramp); time =
  * median of the GPU timestamps around the submitted command buffer (wall clock around
@@ -30,6 +33,7 @@
 double sisa_vk_stream_last_gpu_ms(sisa_stream *s);
 const char *sisa_vk_kernel_name(const sisa_device *sd, const sisa_tensor *n);
 void sisa_vk_shadow_stats(const sisa_device *sd, uint64_t *bytes, uint64_t *conversions);
+uint64_t sisa_vk_sdpa_prepass_stats(const sisa_device *sd);
 
 static double now_ms(void) {
     struct timespec ts;
@@ -80,6 +84,7 @@ static void run(sisa_device *dev, const bcase *c, int reps) {
     sisa_status st = SISA_OK;
     uint64_t bytes = 0, conv0 = 0, conv1 = 0;
     sisa_vk_shadow_stats(dev, &bytes, &conv0);
+    const uint64_t pre0 = sisa_vk_sdpa_prepass_stats(dev);
     double flop;
     if (c->op == SISA_OP_MATMUL) {
         sisa_tensor *a = sisa_graph_input(g, "x", c->dt, 1, 1, c->M, c->K);
@@ -126,7 +131,8 @@ static void run(sisa_device *dev, const bcase *c, int reps) {
     }
     sisa_vk_shadow_stats(dev, &bytes, &conv1);
     char kernel[64];
-    snprintf(kernel, sizeof kernel, "%s%s", sisa_vk_kernel_name(dev, node), conv1 > conv0 ? " + f16 shadow" : "");
+    snprintf(kernel, sizeof kernel, "%s%s%s", sisa_vk_kernel_name(dev, node), conv1 > conv0 ? " + f16 shadow" : "",
+             sisa_vk_sdpa_prepass_stats(dev) > pre0 ? " + bf16 pre-pass" : "");
     if (st != SISA_OK) {
         printf("| %-44s | %-4s | %-38s | error: %s |\n", c->name, sisa_dtype_name(c->dt), "-", sisa_last_error());
     } else {
